@@ -7,6 +7,10 @@
 
 static const cli_command *const COMMANDS[] = {
     &cli_cmd_info, &cli_cmd_tokenize, &cli_cmd_generate, &cli_cmd_logits,
+    &cli_cmd_intervene, &cli_cmd_validate, &cli_cmd_show,
+    &cli_cmd_graph, &cli_cmd_attribute,
+    &cli_cmd_train, &cli_cmd_world,
+    &cli_cmd_transcoder,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -16,7 +20,7 @@ static void usage(FILE *f) {
             ag_version_string());
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i]->name, COMMANDS[i]->summary);
     fprintf(f, "\ncommon options:\n"
-               "  -m, --model PATH       llama2.c .bin or .gguf model\n"
+               "  -m, --model PATH       llama2.c .bin or .gguf model (default: the built-in model)\n"
                "  -z, --tokenizer PATH   llama2.c tokenizer .bin (GGUF files carry their own)\n"
                "  -p, --prompt TEXT      prompt, encoded with BOS prepended\n"
                "  -t, --tokens IDS       token ids used as given, e.g. 1,403,407\n");

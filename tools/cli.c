@@ -156,7 +156,13 @@ int cli_load_model(cli_args *a, const char *cmd, int need_tokenizer, ag_model **
     ag_model_options o;
     AG_MODEL_OPTIONS_INIT(o);
     o.tokenizer_path = tok;
-    if (!path) return cli_fail(cmd, "no model given (-m PATH: a llama2.c .bin or a .gguf)");
+    if (!path) { /* the built-in model (issue 5); it carries its own tokenizer */
+        if (tok) return cli_fail(cmd, "-z/--tokenizer needs -m/--model (the built-in model has its own tokenizer)");
+        ag_status sb = ag_model_load_builtin(out);
+        if (sb != AG_OK)
+            return cli_fail(cmd, "no model given (-m PATH: a llama2.c .bin or a .gguf) and %s", ag_last_error());
+        return 0;
+    }
     ag_status st = ag_model_load(out, path, &o);
     if (st != AG_OK) return cli_fail_status(cmd, st);
     if (need_tokenizer) {

@@ -83,5 +83,11 @@ typedef struct cli_command {
 } cli_command;
 
 extern const cli_command cli_cmd_info, cli_cmd_tokenize, cli_cmd_generate, cli_cmd_logits;
+extern const cli_command cli_cmd_intervene, cli_cmd_validate;
+extern const cli_command cli_cmd_show;
+extern const cli_command cli_cmd_graph;
+extern const cli_command cli_cmd_transcoder;
+extern const cli_command cli_cmd_attribute;
+extern const cli_command cli_cmd_train, cli_cmd_world;
 
 #endif

@@ -1,4 +1,4 @@
-/* Text generation with a KV cache: the prompt in one chunk, then one position at a time,
+/* Text generation (optionally steered by interventions) with a KV cache: the prompt in one chunk, then one position at a time,
  * through the same forward stages as a trace (attention patterns are kept only for the
  * current chunk). Sampling: greedy (temperature 0) or temperature + nucleus (top_p) with
  * llama2.c's xorshift generator, so a seed always gives the same text. */
@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "engine/forward.h"
 #include "engine/trace.h"
+#include "graph/intervene.h"
 
 ag_status ag_generate_options_init(ag_generate_options *opts, size_t struct_size) {
     if (!opts) return agi_error(AG_ERR_INVALID_ARGUMENT, "ag_generate_options_init", "opts is NULL");
@@ -78,9 +79,11 @@ static int sample(const float *logits, int V, const ag_generate_options *o, uint
     return scratch[n - 1].i;
 }
 
-ag_status ag_generate(const ag_model *m, const int32_t *prompt, size_t n_prompt,
-                      const ag_generate_options *opts, int32_t *out_tokens, size_t cap, size_t *n_out) {
-    static const char *const fn = "ag_generate";
+/* ag_generate and ag_generate_steered: one loop; the interventions become forward edits
+ * (relative to the current values: there is no clean run of the generated text). */
+static ag_status generate(const ag_model *m, const int32_t *prompt, size_t n_prompt, const ag_intervention *items,
+                          size_t n_items, const ag_generate_options *opts, int32_t *out_tokens, size_t cap,
+                          size_t *n_out, const char *fn) {
     if (!m || !n_out || (!out_tokens && cap))
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !m ? "model" : !n_out ? "n_out" : "out_tokens");
     *n_out = 0;
@@ -95,6 +98,8 @@ ag_status ag_generate(const ag_model *m, const int32_t *prompt, size_t n_prompt,
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->top_p = %g must be in (0, 1]", (double)o.top_p);
     st = agi_check_tokens(m, prompt, n_prompt, fn);
     if (st != AG_OK) return st;
+    st = agi_interventions_check(m, items, n_items, m->cfg.seq_len, fn);
+    if (st != AG_OK) return st;
     if (cap < (size_t)o.max_new_tokens) {
         *n_out = (size_t)o.max_new_tokens;
         return agi_error(AG_ERR_BUFFER_TOO_SMALL, fn, "cap = %zu is smaller than max_new_tokens = %d", cap, o.max_new_tokens);
@@ -102,11 +107,20 @@ ag_status ag_generate(const ag_model *m, const int32_t *prompt, size_t n_prompt,
     const agi_config *c = &m->cfg;
     size_t total = n_prompt + (size_t)o.max_new_tokens;
     int T = total > (size_t)c->seq_len ? c->seq_len : (int)total;
+    agi_edit *edits = NULL;
+    int n_edits = 0;
+    st = agi_interventions_edits(m, items, n_items, NULL, T, &edits, &n_edits, fn);
+    if (st != AG_OK) return st;
+    agi_fwd_ctl ctl = {NULL, 0u, 0, edits, n_edits};
     agi_acts a;
     st = agi_acts_alloc(&a, c, 1, T, (int)n_prompt, 1, fn);
-    if (st != AG_OK) return st;
+    if (st != AG_OK) {
+        free(edits);
+        return st;
+    }
     prob_index *scratch = agi_calloc((size_t)c->vocab_size, sizeof *scratch, fn);
     if (!scratch) {
+        free(edits);
         agi_acts_free(&a);
         return AG_ERR_OUT_OF_MEMORY;
     }
@@ -114,20 +128,32 @@ ag_status ag_generate(const ag_model *m, const int32_t *prompt, size_t n_prompt,
     uint64_t rng = o.seed ? o.seed : 0x9E3779B97F4A7C15ull; /* xorshift needs a non-zero state */
     int p0 = 0, p1 = (int)n_prompt;
     size_t produced = 0;
-    while (produced < (size_t)o.max_new_tokens && p1 <= T) {
-        agi_forward(m, &a, p0, p1);
+    /* the token sampled from positions [0, p1) takes position p1: prompt + new <= seq_len */
+    while (produced < (size_t)o.max_new_tokens && p1 < T) {
+        agi_forward_ctl(m, &a, n_edits ? &ctl : NULL, p0, p1);
         const float *lg = a.logits + (size_t)(p1 - 1) * (size_t)c->vocab_size;
         int next = sample(lg, c->vocab_size, &o, &rng, scratch);
         if (next == m->bos_id || next == m->eos_id || (m->bos_id < 0 && next == 1)) break;
         out_tokens[produced++] = next;
-        if (p1 == T) break; /* context full */
         a.tokens[p1] = next;
         p0 = p1;
         p1 = p1 + 1;
     }
     free(scratch);
+    free(edits);
     agi_acts_free(&a);
     *n_out = produced;
     agi_clear_error();
     return AG_OK;
+}
+
+ag_status ag_generate(const ag_model *m, const int32_t *prompt, size_t n_prompt, const ag_generate_options *opts,
+                      int32_t *out_tokens, size_t cap, size_t *n_out) {
+    return generate(m, prompt, n_prompt, NULL, 0, opts, out_tokens, cap, n_out, "ag_generate");
+}
+
+ag_status ag_generate_steered(const ag_model *m, const int32_t *prompt, size_t n_prompt, const ag_intervention *items,
+                              size_t n_items, const ag_generate_options *opts, int32_t *out_tokens, size_t cap,
+                              size_t *n_out) {
+    return generate(m, prompt, n_prompt, items, n_items, opts, out_tokens, cap, n_out, "ag_generate_steered");
 }

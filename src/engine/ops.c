@@ -1,5 +1,6 @@
 /* Forward ops (and, beside each, its backward). See ops.h for shapes. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/blas.h"
@@ -9,6 +10,16 @@
 
 void agi_embed_forward(float *x, const int32_t *tok, const float *E, int N, int D) {
     for (int n = 0; n < N; n++) memcpy(x + (long)n * D, E + (long)tok[n] * D, sizeof(float) * (size_t)D);
+}
+
+/* dE[V][D] += scatter of dx[N][D] by token: dE[tok[n]] += dx[n]. (The attribution methods
+ * read dx itself, the gradient at the embeddings; this is the weight-gradient form.) */
+void agi_embed_backward(float *dE, const float *dx, const int32_t *tok, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        float *e = dE + (long)tok[n] * D;
+        const float *d = dx + (long)n * D;
+        for (int i = 0; i < D; i++) e[i] += d[i];
+    }
 }
 
 /* ---- RMSNorm ---------------------------------------------------------------------------- */
@@ -22,6 +33,27 @@ void agi_rmsnorm_forward(float *out, float *r, const float *x, const float *g, i
         float rn = (float)(1.0 / sqrt(ss / D + (double)eps));
         r[n] = rn;
         for (int i = 0; i < D; i++) on[i] = xn[i] * rn * g[i];
+    }
+}
+
+/* out = x*r*g with r = (mean(x^2) + eps)^(-1/2), so dr/dx_i = -r^3 x_i / D and
+ *   dx_i += r g_i dout_i - (r^3 / D) x_i sum_j dout_j g_j x_j.
+ * frozen_scale: r is a constant, dx_i += r g_i dout_i. Shapes: x, dout, dx [N][D]; g [D];
+ * r [N] (the forward's). */
+void agi_rmsnorm_backward(float *dx, const float *dout, const float *x, const float *g, const float *r,
+                          int N, int D, int frozen_scale) {
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (long)n * D, *dn = dout + (long)n * D;
+        float *dxn = dx + (long)n * D;
+        float rn = r[n];
+        if (frozen_scale) {
+            for (int i = 0; i < D; i++) dxn[i] += rn * g[i] * dn[i];
+            continue;
+        }
+        double dot = 0.0;
+        for (int i = 0; i < D; i++) dot += (double)dn[i] * g[i] * xn[i];
+        float c = (float)((double)rn * rn * rn * dot / D);
+        for (int i = 0; i < D; i++) dxn[i] += rn * g[i] * dn[i] - c * xn[i];
     }
 }
 
@@ -43,6 +75,46 @@ void agi_rope_forward(float *x, int N, int n_heads, int hs, int pos0, int rows_p
             }
         }
     }
+}
+
+/* RoPE is a rotation R per (position, pair), so its VJP is R^T: rotate by -angle. The
+ * angles are computed exactly as the forward computes them (same float cos/sin), once per
+ * distinct position and pair. */
+void agi_rope_backward(float *dx, int N, int n_heads, int hs, int pos0, int rows_per_seq, float theta) {
+    int width = n_heads * hs, half = hs / 2;
+    int n_pos = N < rows_per_seq ? N : rows_per_seq;
+    float cs_stack[2 * 256];
+    float *cs = (long)n_pos * half <= 256 ? cs_stack : malloc(sizeof(float) * 2 * (size_t)n_pos * (size_t)half);
+    if (cs) {
+        for (int t = 0; t < n_pos; t++)
+            for (int i = 0; i < hs; i += 2) {
+                double ang = (pos0 + t) * pow((double)theta, -(double)i / hs);
+                cs[2 * ((long)t * half + i / 2)] = (float)cos(ang);
+                cs[2 * ((long)t * half + i / 2) + 1] = (float)sin(ang);
+            }
+    }
+    for (int n = 0; n < N; n++) {
+        int t = n % rows_per_seq;
+        float *row = dx + (long)n * width;
+        for (int i = 0; i < hs; i += 2) {
+            float c, s;
+            if (cs && t < n_pos) {
+                c = cs[2 * ((long)t * half + i / 2)];
+                s = cs[2 * ((long)t * half + i / 2) + 1];
+            } else { /* no table (allocation failed): recompute */
+                double ang = (pos0 + t) * pow((double)theta, -(double)i / hs);
+                c = (float)cos(ang);
+                s = (float)sin(ang);
+            }
+            for (int h = 0; h < n_heads; h++) {
+                float *p = row + h * hs + i;
+                float a = p[0], b = p[1];
+                p[0] = a * c + b * s;
+                p[1] = -a * s + b * c;
+            }
+        }
+    }
+    if (cs != cs_stack) free(cs);
 }
 
 /* ---- attention -------------------------------------------------------------------------- */
@@ -75,14 +147,73 @@ void agi_attention_forward(float *out, float *att, const float *q, const float *
     }
 }
 
+/* Per head h (kv head kh = h / (H/KVH)), with P [T][T] the forward's pattern:
+ *   out_h = P v_kh                 ->  dv_kh += P^T dout_h,  dP = dout_h v_kh^T
+ *   P = softmax(S) (causal rows)   ->  dS = P ⊙ (dP - rowsum(dP ⊙ P))
+ *   S = q_h k_kh^T / sqrt(hs)      ->  dq_h += dS k_kh / sqrt(hs),  dk_kh += dS^T q_h / sqrt(hs)
+ * Every product is one GEMM over the T rows; heads sharing a kv head accumulate into it.
+ * frozen_pattern: P is a constant, only dv_kh += P^T dout_h. */
+void agi_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                            const float *q, const float *k, const float *v, int T, int H, int KVH,
+                            int hs, int frozen_pattern, float *scratch) {
+    int D = H * hs, KV = KVH * hs, group = H / KVH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int h = 0; h < H; h++) {
+        int kh = h / group;
+        const float *P = att + (long)h * T * T;
+        /* dv_kh[T][hs] += P^T[T][T] · dout_h[T][hs] */
+        agi_gemm(1, 0, T, hs, T, 1.0f, P, T, dout + h * hs, D, 1.0f, dv + kh * hs, KV);
+        if (frozen_pattern) continue;
+        float *dS = scratch;
+        /* dP[T][T] = dout_h[T][hs] · v_kh^T[hs][T] */
+        agi_gemm(0, 1, T, T, hs, 1.0f, dout + h * hs, D, v + kh * hs, KV, 0.0f, dS, T);
+        for (int i = 0; i < T; i++) {
+            const float *Pi = P + (long)i * T;
+            float *di = dS + (long)i * T;
+            double acc = 0.0;
+            for (int j = 0; j <= i; j++) acc += (double)di[j] * Pi[j];
+            float a = (float)acc;
+            for (int j = 0; j <= i; j++) di[j] = Pi[j] * (di[j] - a);
+            for (int j = i + 1; j < T; j++) di[j] = 0.0f;
+        }
+        /* dq_h[T][hs] += scale * dS[T][T] · k_kh[T][hs];  dk_kh[T][hs] += scale * dS^T · q_h */
+        agi_gemm(0, 0, T, hs, T, scale, dS, T, k + kh * hs, KV, 1.0f, dq + h * hs, D);
+        agi_gemm(1, 0, T, hs, T, scale, dS, T, q + h * hs, D, 1.0f, dk + kh * hs, KV);
+    }
+}
+
 /* ---- SwiGLU ----------------------------------------------------------------------------- */
 
 void agi_swiglu_forward(float *n, const float *gate, const float *up, long N) {
     for (long i = 0; i < N; i++) n[i] = agi_silu(gate[i]) * up[i];
 }
 
+/* n = silu(g)*up, silu(g) = g*sigmoid(g), silu'(g) = sigmoid(g)*(1 + g*(1 - sigmoid(g))):
+ *   dgate += dn * up * silu'(gate),   dup += dn * silu(gate).
+ * frozen_gate: silu(gate) is a constant multiplier, only dup (dgate may be NULL). */
+void agi_swiglu_backward(float *dgate, float *dup, const float *dn, const float *gate, const float *up,
+                         long N, int frozen_gate) {
+    if (frozen_gate) {
+        for (long i = 0; i < N; i++) dup[i] += dn[i] * agi_silu(gate[i]);
+        return;
+    }
+    for (long i = 0; i < N; i++) {
+        float g = gate[i], e1 = 1.0f + expf(-g), sg = 1.0f / e1;
+        dup[i] += dn[i] * (g / e1); /* silu(g) exactly as agi_silu computes it */
+        dgate[i] += dn[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+}
+
 /* ---- residual --------------------------------------------------------------------------- */
 
 void agi_residual_forward(float *y, const float *a, const float *b, long N) {
     for (long i = 0; i < N; i++) y[i] = a[i] + b[i];
+}
+
+/* y = a + b: da += dy, db += dy (either may be NULL). */
+void agi_residual_backward(float *da, float *db, const float *dy, long N) {
+    if (da)
+        for (long i = 0; i < N; i++) da[i] += dy[i];
+    if (db)
+        for (long i = 0; i < N; i++) db[i] += dy[i];
 }

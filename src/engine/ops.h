@@ -39,7 +39,12 @@ void agi_residual_forward(float *y, const float *a, const float *b, long N);
  * `frozen` variants are the local replacement model's linear maps (DESIGN §1.2): the norm
  * scale r, the attention pattern P, or the SwiGLU gate factor silu(gate) held constant. */
 
-/* dx[N][D] += VJP of out = x*r*g. frozen_scale: dx += dout*r*g (r held constant). */
+/* dE[V][D] += dx[n] at row tok[n] for every n < N (the embedding's weight gradient; the
+ * gradient *at* the embeddings is dx itself). */
+void agi_embed_backward(float *dE, const float *dx, const int32_t *tok, int N, int D);
+
+/* dx[N][D] += VJP of out = x*r*g, r [N] the forward's scales.
+ * frozen_scale: dx += dout*r*g (r held constant; x unused, may be NULL). */
 void agi_rmsnorm_backward(float *dx, const float *dout, const float *x, const float *g, const float *r,
                           int N, int D, int frozen_scale);
 
@@ -48,16 +53,21 @@ void agi_rope_backward(float *dx, int N, int n_heads, int hs, int pos0, int rows
 
 /* One sequence of T positions (p0 = 0, p1 = T), layout as agi_attention_forward with
  * att_rows = att_ld = T. Accumulates dq[T][D], dk[T][KV], dv[T][KV] from dout[T][D].
- * frozen_pattern: only the OV path, dv += P^T dout (dq, dk untouched, may be NULL).
- * scratch: at least T*T floats. */
+ * frozen_pattern: only the OV path, dv += P^T dout (dq, dk, q, k and scratch unused, may
+ * be NULL; v unused too).
+ * Heads sharing a kv head (GQA) accumulate into it. scratch: at least T*T floats (unused
+ * when frozen_pattern). Every matmul is a GEMM over the T rows of one head. */
 void agi_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                             const float *q, const float *k, const float *v, int T, int H, int KVH,
                             int hs, int frozen_pattern, float *scratch);
 
 /* n = silu(gate)*up: dgate += dn*up*silu'(gate), dup += dn*silu(gate).
- * frozen_gate: only dup (dgate untouched, may be NULL). */
+ * frozen_gate: only dup (dgate and up unused, may be NULL). */
 void agi_swiglu_backward(float *dgate, float *dup, const float *dn, const float *gate, const float *up,
                          long N, int frozen_gate);
+
+/* y = a + b: da += dy, db += dy (either may be NULL). */
+void agi_residual_backward(float *da, float *db, const float *dy, long N);
 
 static inline float agi_silu(float x) { return x / (1.0f + expf(-x)); }
 

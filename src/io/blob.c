@@ -38,9 +38,10 @@ ag_status agi_blob_map(agi_blob *b, const char *path, const char *func) {
     return AG_OK;
 }
 
-ag_status agi_blob_memory(agi_blob *b, const void *data, size_t size, int copy, const char *func) {
+ag_status agi_blob_memory(agi_blob *b, const void *data, size_t size, int copy, const char *name,
+                          const char *func) {
     memset(b, 0, sizeof *b);
-    if (!data || size == 0) return agi_error(AG_ERR_FORMAT, func, "model bytes are empty");
+    if (!data || size == 0) return agi_error(AG_ERR_FORMAT, func, "%s: model bytes are empty", name);
     if (copy) {
         void *p = agi_malloc(size, func);
         if (!p) return AG_ERR_OUT_OF_MEMORY;

@@ -14,7 +14,8 @@ typedef struct agi_blob {
 } agi_blob;
 
 ag_status agi_blob_map(agi_blob *b, const char *path, const char *func);
-ag_status agi_blob_memory(agi_blob *b, const void *data, size_t size, int copy, const char *func);
+ag_status agi_blob_memory(agi_blob *b, const void *data, size_t size, int copy, const char *name,
+                          const char *func);
 void agi_blob_release(agi_blob *b);
 
 /* A bounds-checked little-endian reader over a blob. Reads past the end set `bad` and

@@ -149,7 +149,10 @@ ag_status ag_model_load_memory(ag_model **out, const void *data, size_t size, in
     ag_model *m;
     ag_status st = model_new(&m, name, opts, &o, fn);
     if (st != AG_OK) return st;
-    st = agi_blob_memory(&m->blob, data, size, copy != 0, fn);
+    /* Weights are read in place as float32: a borrowed buffer that is not 4-byte aligned
+     * is copied (malloc's alignment suffices) instead of being read misaligned. */
+    int must_copy = copy != 0 || ((uintptr_t)data % sizeof(float)) != 0;
+    st = agi_blob_memory(&m->blob, data, size, must_copy, m->name, fn);
     if (st == AG_OK) st = model_finish(m, &o);
     if (st != AG_OK) {
         ag_model_free(m);

@@ -1,0 +1,391 @@
+/* Interventions: the public ag_intervene API and the engine shared with validation and steered
+ * generation (see intervene.h and the INTERVENTIONS section of attrgraph.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "engine/trace.h"
+#include "graph/intervene.h"
+
+struct ag_intervention_result {
+    const ag_model *model;
+    int32_t mode;
+    agi_acts full;  /* the run's values */
+    agi_acts delta; /* their change from the trace */
+    size_t n_items;
+    int T;
+    int32_t *item_unit; /* [n_items] 1 when the item is a unit intervention */
+    int32_t *item_pos;  /* [n_items][2] position range [begin, end) */
+    float *previous;    /* [n_items][T] clean unit values (NAN outside the range / not a unit) */
+    float *value;       /* [n_items][T] the values clamped to */
+};
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+ag_status ag_intervene_options_init(ag_intervene_options *opts, size_t struct_size) {
+    static const char *const fn = "ag_intervene_options_init";
+    if (!opts) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts is NULL");
+    if (struct_size < sizeof(size_t)) return agi_error(AG_ERR_VERSION, fn, "struct_size = %zu is too small", struct_size);
+    ag_intervene_options d;
+    memset(&d, 0, sizeof d);
+    d.mode = AG_INTERVENE_FREE;
+    memset(opts, 0, struct_size);
+    memcpy(opts, &d, struct_size < sizeof d ? struct_size : sizeof d);
+    opts->struct_size = struct_size;
+    return AG_OK;
+}
+
+static ag_status check_options(const ag_intervene_options *o, const char *fn) {
+    if (o->mode != AG_INTERVENE_DIRECT && o->mode != AG_INTERVENE_LINEAR && o->mode != AG_INTERVENE_FREE)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->mode = %d is not AG_INTERVENE_DIRECT (1), _LINEAR (2) or _FREE (3)",
+                         o->mode);
+    const int32_t *f[3] = {&o->freeze_attention, &o->freeze_norms, &o->freeze_gates};
+    static const char *const names[3] = {"freeze_attention", "freeze_norms", "freeze_gates"};
+    for (int i = 0; i < 3; i++)
+        if (*f[i] != 0 && *f[i] != 1) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->%s = %d must be 0 or 1", names[i], *f[i]);
+    return AG_OK;
+}
+
+void agi_intervene_mode(const ag_intervene_options *o, unsigned *freeze, int *delta) {
+    if (o->mode == AG_INTERVENE_DIRECT) {
+        *freeze = AGI_FREEZE_DIRECT;
+        *delta = 1;
+    } else if (o->mode == AG_INTERVENE_LINEAR) {
+        *freeze = AGI_FREEZE_LINEAR;
+        *delta = 1;
+    } else {
+        *freeze = (o->freeze_attention ? AGI_FREEZE_ATTN : 0u) | (o->freeze_norms ? AGI_FREEZE_NORMS : 0u) |
+                  (o->freeze_gates ? AGI_FREEZE_GATES : 0u);
+        *delta = 0;
+    }
+}
+
+/* ---- items -------------------------------------------------------------------------------- */
+
+static int is_unit_site(int32_t site) { return site == AG_SITE_MLP; }
+
+/* [begin, end) of a checked item for a sequence of T positions. */
+static void item_range(const ag_intervention *it, int T, int *b, int *e) {
+    *b = it->position;
+    *e = it->position_end == 0 ? it->position + 1 : it->position_end == AG_POSITION_OPEN ? T : it->position_end;
+    if (*e > T) *e = T;
+}
+
+/* A unit is clamped at most once per position: sort the unit items by (layer, index, first
+ * position) and look for overlapping neighbours. O(n log n). */
+typedef struct unit_span {
+    int32_t layer, index, b, e;
+    size_t item;
+} unit_span;
+
+static int cmp_span(const void *x, const void *y) {
+    const unit_span *a = x, *b = y;
+    if (a->layer != b->layer) return a->layer < b->layer ? -1 : 1;
+    if (a->index != b->index) return a->index < b->index ? -1 : 1;
+    if (a->b != b->b) return a->b < b->b ? -1 : 1;
+    return a->item < b->item ? -1 : a->item > b->item;
+}
+
+static ag_status check_duplicates(const ag_intervention *items, size_t n, int T, const char *fn) {
+    size_t nu = 0;
+    for (size_t i = 0; i < n; i++) nu += is_unit_site(items[i].site);
+    if (nu < 2) return AG_OK;
+    unit_span *sp = agi_calloc(nu, sizeof *sp, fn);
+    if (!sp) return AG_ERR_OUT_OF_MEMORY;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_unit_site(items[i].site)) continue;
+        int b, e;
+        item_range(&items[i], T, &b, &e);
+        sp[k++] = (unit_span){items[i].layer, items[i].index, b, e, i};
+    }
+    qsort(sp, nu, sizeof *sp, cmp_span);
+    ag_status st = AG_OK;
+    size_t open = 0; /* the span with the furthest end so far in the current (layer, index) */
+    for (size_t i = 1; i < nu && st == AG_OK; i++) {
+        if (sp[i].layer != sp[open].layer || sp[i].index != sp[open].index) {
+            open = i;
+            continue;
+        }
+        if (sp[i].b < sp[open].e) {
+            size_t a = sp[i].item > sp[open].item ? sp[i].item : sp[open].item;
+            size_t c = sp[i].item > sp[open].item ? sp[open].item : sp[i].item;
+            st = agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu] clamps unit (layer %d, index %d) at positions that items[%zu] clamps too",
+                           a, sp[i].layer, sp[i].index, c);
+        }
+        if (sp[i].e > sp[open].e) open = i;
+    }
+    free(sp);
+    return st;
+}
+
+ag_status agi_interventions_check(const ag_model *m, const ag_intervention *items, size_t n, int T,
+                                  const char *fn) {
+    const agi_config *c = &m->cfg;
+    if (n && !items) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items is NULL with n_items = %zu", n);
+    if (n > (size_t)INT32_MAX) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "n_items = %zu is too large", n);
+    for (size_t i = 0; i < n; i++) {
+        const ag_intervention *it = &items[i];
+        if (it->kind != AG_INTERVENE_SET && it->kind != AG_INTERVENE_SCALE && it->kind != AG_INTERVENE_ADD)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].kind = %d is not AG_INTERVENE_SET (1), _SCALE (2) or _ADD (3)", i,
+                             it->kind);
+        int unit = is_unit_site(it->site);
+        if (!unit && it->site != AG_SITE_RESID && it->site != AG_SITE_MID && it->site != AG_SITE_EMBED)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                             "items[%zu].site = %d is not AG_SITE_MLP (neurons), AG_SITE_RESID, AG_SITE_MID or AG_SITE_EMBED "
+                             "(transcoder features need a transcoder set, not available in this version)",
+                             i, it->site);
+        if (!unit && it->kind != AG_INTERVENE_ADD)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].kind = %d: a residual site takes only AG_INTERVENE_ADD", i, it->kind);
+        int max_layer = it->site == AG_SITE_RESID ? c->n_layers : c->n_layers - 1;
+        if (it->site != AG_SITE_EMBED && (it->layer < 0 || it->layer > max_layer))
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].layer = %d is outside [0, %d]", i, it->layer, max_layer);
+        if (it->position < 0 || it->position >= T)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].position = %d is outside [0, %d)", i, it->position, T);
+        if (it->position_end != 0 && it->position_end != AG_POSITION_OPEN &&
+            (it->position_end <= it->position || it->position_end > T))
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                             "items[%zu].position_end = %d must be 0, AG_POSITION_OPEN (-1) or in (position, %d] = (%d, %d]", i,
+                             it->position_end, T, it->position, T);
+        if (unit && (it->index < 0 || it->index >= c->hidden_dim))
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].index = %d is outside [0, %d) (hidden_dim)", i, it->index,
+                             c->hidden_dim);
+        if (!unit && it->index != 0)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].index = %d must be 0 for a residual site", i, it->index);
+        if (!isfinite(it->value))
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].value = %g is not finite", i, (double)it->value);
+        if (it->reserved != 0) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].reserved = %d must be 0", i, it->reserved);
+        if (unit && it->vector)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].vector must be NULL for a unit intervention", i);
+        if (!unit) {
+            if (!it->vector) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].vector is NULL (an ADD at a residual site needs dim = %d floats)", i, c->dim);
+            for (int d = 0; d < c->dim; d++)
+                if (!isfinite(it->vector[d]))
+                    return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].vector[%d] = %g is not finite", i, d, (double)it->vector[d]);
+        }
+    }
+    return check_duplicates(items, n, T, fn);
+}
+
+ag_status agi_interventions_edits(const ag_model *m, const ag_intervention *items, size_t n, const agi_acts *clean,
+                                  int T, agi_edit **out, int *n_out, const char *fn) {
+    int Hd = m->cfg.hidden_dim;
+    *out = NULL;
+    *n_out = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        int b, e;
+        item_range(&items[i], T, &b, &e);
+        count += (clean && is_unit_site(items[i].site) && e > b) ? (size_t)(e - b) : 1;
+    }
+    if (count == 0) return AG_OK;
+    if (count > (size_t)INT32_MAX) return agi_error(AG_ERR_OUT_OF_MEMORY, fn, "too many intervened positions");
+    agi_edit *ed = agi_calloc(count, sizeof *ed, fn);
+    if (!ed) return AG_ERR_OUT_OF_MEMORY;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ag_intervention *it = &items[i];
+        int b, e;
+        item_range(it, T, &b, &e);
+        agi_edit base;
+        memset(&base, 0, sizeof base);
+        base.layer = it->site == AG_SITE_EMBED ? 0 : it->layer;
+        base.pos_begin = b;
+        base.pos_end = e;
+        if (!is_unit_site(it->site)) {
+            base.kind = it->site == AG_SITE_MID ? AGI_EDIT_ADD_MID : AGI_EDIT_ADD_RESID;
+            base.coef = it->value;
+            base.vec = it->vector;
+            ed[k++] = base;
+            continue;
+        }
+        base.kind = AGI_EDIT_CLAMP;
+        base.index = it->index;
+        if (!clean) { /* relative to the current value */
+            base.mul = it->kind == AG_INTERVENE_SET ? 0.0f : it->kind == AG_INTERVENE_SCALE ? it->value : 1.0f;
+            base.add = it->kind == AG_INTERVENE_SCALE ? 0.0f : it->value;
+            ed[k++] = base;
+            continue;
+        }
+        if (e <= b) {
+            ed[k++] = base; /* empty range: a no-op edit */
+            continue;
+        }
+        for (int p = b; p < e; p++) { /* resolved against the clean value, one per position */
+            float cv = AGI_LROW(clean, n, it->layer, Hd)[(size_t)p * (size_t)Hd + (size_t)it->index];
+            agi_edit one = base;
+            one.pos_begin = p;
+            one.pos_end = p + 1;
+            one.mul = 0.0f;
+            one.add = it->kind == AG_INTERVENE_SET ? it->value : it->kind == AG_INTERVENE_SCALE ? it->value * cv : cv + it->value;
+            ed[k++] = one;
+        }
+    }
+    *out = ed;
+    *n_out = (int)k;
+    return AG_OK;
+}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+void agi_intervene_run(const ag_model *m, const agi_acts *clean, const agi_edit *edits, int n_edits,
+                       unsigned freeze, int delta, agi_acts *work) {
+    int L = m->cfg.n_layers, T = clean->T;
+    /* the lowest block and earliest position an edit touches (an edit of resid.l acts on block l) */
+    int l0 = L + 1, p0 = T;
+    for (int i = 0; i < n_edits; i++) {
+        const agi_edit *e = &edits[i];
+        if (e->pos_end <= e->pos_begin) continue;
+        if (e->layer < l0) l0 = e->layer;
+        if (e->pos_begin < p0) p0 = e->pos_begin;
+    }
+    if (delta) memset(work->mem, 0, work->mem_floats * sizeof(float));
+    else memcpy(work->mem, clean->mem, clean->mem_floats * sizeof(float));
+    memcpy(work->tokens, clean->tokens, (size_t)T * sizeof *clean->tokens);
+    if (l0 > L || p0 >= T) return; /* nothing to change */
+    agi_fwd_ctl ctl = {clean, freeze, delta, edits, n_edits};
+    agi_forward_ctl_from(m, work, &ctl, l0 > L ? L : l0, p0, T);
+}
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+void ag_intervention_result_free(ag_intervention_result *r) {
+    if (!r) return;
+    agi_acts_free(&r->full);
+    agi_acts_free(&r->delta);
+    free(r->item_unit);
+    free(r->item_pos);
+    free(r->previous);
+    free(r->value);
+    free(r);
+}
+
+ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, const ag_intervention *items,
+                       size_t n_items, const ag_intervene_options *opts) {
+    static const char *const fn = "ag_intervene";
+    if (!out) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "out is NULL");
+    *out = NULL;
+    if (!trace) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "trace is NULL");
+    ag_intervene_options o;
+    ag_intervene_options_init(&o, sizeof o);
+    ag_status st = agi_options_copy(&o, sizeof o, opts, fn, "opts");
+    if (st == AG_OK) st = check_options(&o, fn);
+    if (st != AG_OK) return st;
+    const ag_model *m = trace->model;
+    const agi_acts *clean = &trace->acts;
+    const agi_config *c = &m->cfg;
+    int T = clean->T, Hd = c->hidden_dim;
+    st = agi_interventions_check(m, items, n_items, T, fn);
+    if (st != AG_OK) return st;
+    agi_edit *edits = NULL;
+    int n_edits = 0;
+    st = agi_interventions_edits(m, items, n_items, clean, T, &edits, &n_edits, fn);
+    if (st != AG_OK) return st;
+
+    ag_intervention_result *r = agi_calloc(1, sizeof *r, fn);
+    if (!r) {
+        free(edits);
+        return AG_ERR_OUT_OF_MEMORY;
+    }
+    r->model = m;
+    r->mode = o.mode;
+    r->n_items = n_items;
+    r->T = T;
+    size_t nv = (n_items ? n_items : 1) * (size_t)T;
+    st = agi_acts_alloc(&r->full, c, 1, T, T, 1, fn);
+    if (st == AG_OK) st = agi_acts_alloc(&r->delta, c, 1, T, T, 1, fn);
+    if (st == AG_OK) {
+        r->item_unit = agi_calloc(n_items ? n_items : 1, sizeof *r->item_unit, fn);
+        r->item_pos = agi_calloc(2 * (n_items ? n_items : 1), sizeof *r->item_pos, fn);
+        r->previous = agi_calloc(nv, sizeof *r->previous, fn);
+        r->value = agi_calloc(nv, sizeof *r->value, fn);
+        if (!r->item_unit || !r->item_pos || !r->previous || !r->value) st = AG_ERR_OUT_OF_MEMORY;
+    }
+    if (st != AG_OK) {
+        free(edits);
+        ag_intervention_result_free(r);
+        return st;
+    }
+
+    unsigned freeze;
+    int delta;
+    agi_intervene_mode(&o, &freeze, &delta);
+    agi_acts *run = delta ? &r->delta : &r->full, *other = delta ? &r->full : &r->delta;
+    agi_intervene_run(m, clean, edits, n_edits, freeze, delta, run);
+    free(edits);
+    memcpy(other->tokens, clean->tokens, (size_t)T * sizeof *clean->tokens);
+    size_t nf = clean->mem_floats;
+    if (delta) /* frozen arrays stay 0 in the delta run, so full = clean + delta throughout */
+        for (size_t i = 0; i < nf; i++) other->mem[i] = clean->mem[i] + run->mem[i];
+    else
+        for (size_t i = 0; i < nf; i++) other->mem[i] = run->mem[i] - clean->mem[i];
+
+    for (size_t i = 0; i < n_items; i++) {
+        const ag_intervention *it = &items[i];
+        int b, e;
+        item_range(it, T, &b, &e);
+        r->item_pos[2 * i] = b;
+        r->item_pos[2 * i + 1] = e;
+        r->item_unit[i] = is_unit_site(it->site);
+        for (int p = 0; p < T; p++) {
+            size_t at = i * (size_t)T + (size_t)p;
+            r->previous[at] = r->value[at] = NAN;
+            if (!r->item_unit[i] || p < b || p >= e) continue;
+            size_t u = (size_t)p * (size_t)Hd + (size_t)it->index;
+            float cv = AGI_LROW(clean, n, it->layer, Hd)[u];
+            r->previous[at] = cv;
+            r->value[at] = it->kind == AG_INTERVENE_SET ? it->value : it->kind == AG_INTERVENE_SCALE ? it->value * cv : cv + it->value;
+        }
+    }
+    const float *lg = r->full.logits;
+    for (size_t i = 0; i < (size_t)T * (size_t)c->vocab_size; i++)
+        if (!isfinite(lg[i])) {
+            ag_intervention_result_free(r);
+            return agi_error(AG_ERR_NUMERIC, fn, "the intervened run's logit %zu at position %zu is not finite",
+                             i % (size_t)c->vocab_size, i / (size_t)c->vocab_size);
+        }
+    agi_clear_error();
+    *out = r;
+    return AG_OK;
+}
+
+ag_status ag_intervention_result_logits(const ag_intervention_result *r, int32_t position, int32_t delta,
+                                        const float **logits) {
+    static const char *const fn = "ag_intervention_result_logits";
+    if (!r || !logits) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !r ? "result" : "logits");
+    int p = position == -1 ? r->T - 1 : position;
+    if (p < 0 || p >= r->T) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "position = %d is outside [0, %d) (or -1 for the last)", position, r->T);
+    const agi_acts *a = delta ? &r->delta : &r->full;
+    *logits = a->logits + (size_t)p * (size_t)r->model->cfg.vocab_size;
+    return AG_OK;
+}
+
+ag_status ag_intervention_result_tensor(const ag_intervention_result *r, ag_tensor_kind which, int32_t layer,
+                                        int32_t delta, const float **data, int64_t shape[3], int32_t *ndim) {
+    static const char *const fn = "ag_intervention_result_tensor";
+    if (!r) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "result is NULL");
+    ag_trace view; /* the run's buffers seen as a trace, to share ag_trace_tensor's table */
+    view.model = r->model;
+    view.acts = delta ? r->delta : r->full;
+    ag_status st = ag_trace_tensor(&view, which, layer, data, shape, ndim);
+    if (st != AG_OK) return agi_error(st, fn, "%s", ag_last_error());
+    return AG_OK;
+}
+
+ag_status ag_intervention_result_unit(const ag_intervention_result *r, size_t item, int32_t position, float *previous,
+                                      float *value) {
+    static const char *const fn = "ag_intervention_result_unit";
+    if (!r) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "result is NULL");
+    if (item >= r->n_items) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "item = %zu is outside [0, %zu)", item, r->n_items);
+    if (!r->item_unit[item]) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu] is not a unit intervention", item);
+    int b = r->item_pos[2 * item], e = r->item_pos[2 * item + 1];
+    if (position < b || position >= e)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "position = %d is outside items[%zu]'s positions [%d, %d)", position, item, b, e);
+    size_t at = item * (size_t)r->T + (size_t)position;
+    if (previous) *previous = r->previous[at];
+    if (value) *value = r->value[at];
+    return AG_OK;
+}
+
+int32_t ag_intervention_result_mode(const ag_intervention_result *r) { return r ? r->mode : 0; }

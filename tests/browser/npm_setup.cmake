@@ -1,0 +1,27 @@
+# Install playwright-core (tests/browser/package-lock.json) into DEST/node_modules with npm ci,
+# unless the locked version is already there. Run by the browser_setup test fixture:
+#   cmake -DSRC=tests/browser -DDEST=build/tests/browser/node -DNPM=/usr/bin/npm -P npm_setup.cmake
+foreach(v SRC DEST NPM)
+  if(NOT DEFINED ${v})
+    message(FATAL_ERROR "npm_setup.cmake: -D${v}=... is required")
+  endif()
+endforeach()
+file(MAKE_DIRECTORY "${DEST}")
+file(READ "${SRC}/package-lock.json" lock)
+string(JSON want GET "${lock}" packages "node_modules/playwright-core" version)
+set(have "")
+if(EXISTS "${DEST}/node_modules/playwright-core/package.json")
+  file(READ "${DEST}/node_modules/playwright-core/package.json" pj)
+  string(JSON have GET "${pj}" version)
+endif()
+if(have STREQUAL want)
+  message(STATUS "playwright-core ${have} already installed in ${DEST}")
+  return()
+endif()
+configure_file("${SRC}/package.json" "${DEST}/package.json" COPYONLY)
+configure_file("${SRC}/package-lock.json" "${DEST}/package-lock.json" COPYONLY)
+execute_process(COMMAND "${NPM}" ci --no-audit --no-fund --ignore-scripts
+                WORKING_DIRECTORY "${DEST}" RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "npm ci in ${DEST} failed (${rc})")
+endif()

@@ -1,0 +1,632 @@
+/*
+ * check_validate — interventions against attribution graphs (issue #7 §3, §5):
+ *   - direct mode reproduces the adjacency: doubling a unit (or an embedding, or adding an
+ *     error vector) changes every target by that source's column of A (<= 1e-4 relative);
+ *   - linear mode reproduces total effects: ablating a node changes the target logit by the
+ *     graph's path sum (computed here by a backward sweep over the graph's edges, independently
+ *     of ag_graph_validate's forward sweep);
+ *   - ag_graph_validate's report (rows, groups, statistics, JSON) and its argument checks;
+ *   - `attrgraph validate`.
+ * Independent pieces: W2 and the error vectors come from tests/support/naive_llama's own reader.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+
+#include "attrgraph.h"
+#include "naive_llama.h"
+
+#define STORIES_BIN "models/stories260K.bin"
+#define XS_BIN "models/llama2xs_model.bin"
+#define TOK512 "models/tok512.bin"
+
+static const int32_t ONCE[5] = {1, 403, 407, 261, 378};
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static ag_model *load_lib(const char *rel) {
+    ag_model *m = NULL;
+    ag_status st = ag_model_load(&m, ag_test_fixture(rel), NULL);
+    ck_assert_msg(st == AG_OK, "ag_model_load(%s) = %d: %s", rel, (int)st, ag_last_error());
+    return m;
+}
+
+static ag_model_info info_of(const ag_model *m) {
+    ag_model_info in;
+    memset(&in, 0, sizeof in);
+    in.struct_size = sizeof in;
+    ck_assert_int_eq(ag_model_get_info(m, &in), AG_OK);
+    return in;
+}
+
+static ag_trace *trace_of(const ag_model *m, const int32_t *toks, size_t n) {
+    ag_trace *t = NULL;
+    ag_status st = ag_trace_create(&t, m, toks, n, NULL);
+    ck_assert_msg(st == AG_OK, "ag_trace_create = %d: %s", (int)st, ag_last_error());
+    return t;
+}
+
+static ag_graph *graph_of(const ag_trace *t, int32_t max_nodes) {
+    ag_graph_options o;
+    ck_assert_int_eq(AG_GRAPH_OPTIONS_INIT(o), AG_OK);
+    o.max_feature_nodes = max_nodes;
+    ag_graph *g = NULL;
+    ag_status st = ag_graph_build(&g, t, &o);
+    ck_assert_msg(st == AG_OK, "ag_graph_build = %d: %s", (int)st, ag_last_error());
+    return g;
+}
+
+static ag_node_info node_of(const ag_graph *g, size_t i) {
+    ag_node_info ni;
+    memset(&ni, 0, sizeof ni);
+    ni.struct_size = sizeof ni;
+    ck_assert_int_eq(ag_graph_node_info(g, i, &ni), AG_OK);
+    return ni;
+}
+
+/* All edges into (flags AG_EDGES_IN) or out of node i; malloc'ed. */
+static ag_edge *edges_of(const ag_graph *g, size_t i, int32_t flags, size_t *n) {
+    ck_assert_int_eq(ag_graph_node_edges(g, i, flags, 0, NULL, 0, n) == AG_OK || *n > 0, 1);
+    ag_edge *e = malloc((*n ? *n : 1) * sizeof *e);
+    ck_assert_ptr_nonnull(e);
+    if (*n) ck_assert_int_eq(ag_graph_node_edges(g, i, flags, 0, e, *n, n), AG_OK);
+    return e;
+}
+
+static const float *rtensor(const ag_intervention_result *r, ag_tensor_kind k, int32_t layer) {
+    const float *d = NULL;
+    int64_t sh[3];
+    int32_t nd;
+    ck_assert_int_eq(ag_intervention_result_tensor(r, k, layer, 1, &d, sh, &nd), AG_OK);
+    return d;
+}
+
+static ag_intervention_result *run(const ag_trace *t, const ag_intervention *iv, size_t n, int32_t mode) {
+    ag_intervene_options o;
+    ck_assert_int_eq(AG_INTERVENE_OPTIONS_INIT(o), AG_OK);
+    o.mode = mode;
+    ag_intervention_result *r = NULL;
+    ag_status st = ag_intervene(&r, t, iv, n, &o);
+    ck_assert_msg(st == AG_OK, "ag_intervene = %d: %s", (int)st, ag_last_error());
+    return r;
+}
+
+/* The change of graph target node `tn` (a unit's value or a token logit's demeaned logit). */
+static double target_change(const ag_intervention_result *r, const ag_node_info *tn, int Hd, int V) {
+    if (tn->kind == AG_NODE_UNIT) return rtensor(r, AG_TENSOR_NEURONS, tn->layer)[(size_t)tn->position * Hd + tn->index];
+    const float *d;
+    ck_assert_int_eq(ag_intervention_result_logits(r, -1, 1, &d), AG_OK);
+    double mean = 0;
+    for (int v = 0; v < V; v++) mean += d[v];
+    return d[tn->token] - mean / V;
+}
+
+/* Unit nodes as a bitmap [L][T][Hd]. */
+static unsigned char *unit_nodes(const ag_graph *g, int L, int T, int Hd) {
+    unsigned char *b = calloc((size_t)L * T * Hd, 1);
+    size_t N = ag_graph_n_nodes(g);
+    for (size_t i = 0; i < N; i++) {
+        ag_node_info ni = node_of(g, i);
+        if (ni.kind == AG_NODE_UNIT) b[((size_t)ni.layer * T + ni.position) * Hd + ni.index] = 1;
+    }
+    return b;
+}
+
+/* ---- direct mode = the adjacency columns --------------------------------------------------- */
+
+/* For sources of every kind, the intervention that adds the source's written vector once more
+ * (doubling it) must change every row target (units, logits) by exactly its column of A. */
+static void check_columns(const char *rel, int32_t max_nodes, int n_src_per_kind) {
+    ag_model *m = load_lib(rel);
+    ag_model_info in = info_of(m);
+    nl_model *nm = nl_load_bin(ag_test_fixture(rel));
+    ck_assert_ptr_nonnull(nm);
+    const int T = 5, L = in.n_layers, Hd = in.hidden_dim, V = in.vocab_size, D = in.dim;
+    ag_trace *t = trace_of(m, ONCE, T);
+    ag_graph *g = graph_of(t, max_nodes);
+    size_t N = ag_graph_n_nodes(g);
+    unsigned char *isn = unit_nodes(g, L, T, Hd);
+    const float *nn = NULL, *emb = NULL;
+    int64_t sh[3];
+    int32_t nd;
+    ck_assert_int_eq(ag_trace_tensor(t, AG_TENSOR_RESID, 0, &emb, sh, &nd), AG_OK);
+    /* targets: every node with a row */
+    size_t *tg = malloc(N * sizeof *tg), ntg = 0;
+    for (size_t i = 0; i < N; i++) {
+        ag_node_info ni = node_of(g, i);
+        if (ni.kind == AG_NODE_UNIT || (ni.kind == AG_NODE_LOGIT && ni.token >= 0)) tg[ntg++] = i;
+    }
+    double *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
+    double *errv = malloc((size_t)D * sizeof *errv);
+    float *errf = malloc((size_t)D * sizeof *errf);
+    int done_kind[5] = {0, 0, 0, 0, 0};
+    /* sources: a deterministic spread over the node list, up to n_src_per_kind of each kind */
+    for (size_t k = 0; k < N; k++) {
+        size_t s = (k * 7919u + 13u) % N;
+        ag_node_info sn = node_of(g, s);
+        if (sn.kind == AG_NODE_LOGIT || done_kind[sn.kind] >= n_src_per_kind) continue;
+        ag_intervention iv;
+        memset(&iv, 0, sizeof iv);
+        iv.position = sn.position;
+        if (sn.kind == AG_NODE_UNIT) {
+            if (sn.activation == 0.0) continue;
+            iv.kind = AG_INTERVENE_SCALE;
+            iv.site = AG_SITE_MLP;
+            iv.layer = sn.layer;
+            iv.index = sn.index;
+            iv.value = 2.0f;
+        } else if (sn.kind == AG_NODE_EMBEDDING) {
+            iv.kind = AG_INTERVENE_ADD;
+            iv.site = AG_SITE_EMBED;
+            iv.value = 1.0f;
+            iv.vector = emb + (size_t)sn.position * D;
+        } else { /* error node: its vector = the MLP output of the units that are not nodes (oracle W2) */
+            ck_assert_int_eq(ag_trace_tensor(t, AG_TENSOR_NEURONS, sn.layer, &nn, sh, &nd), AG_OK);
+            memset(errv, 0, (size_t)D * sizeof *errv);
+            int any = 0;
+            for (int i = 0; i < Hd; i++) {
+                if (isn[((size_t)sn.layer * T + sn.position) * Hd + i]) continue;
+                double a = nn[(size_t)sn.position * Hd + i];
+                any |= a != 0.0;
+                for (int j = 0; j < D; j++) errv[j] += a * nm->w2[((size_t)sn.layer * D + j) * Hd + i];
+            }
+            if (!any) continue; /* a zero error node has no column */
+            for (int j = 0; j < D; j++) errf[j] = (float)errv[j];
+            iv.kind = AG_INTERVENE_ADD;
+            iv.site = AG_SITE_RESID;
+            iv.layer = sn.layer + 1;
+            iv.value = 1.0f;
+            iv.vector = errf;
+        }
+        for (size_t k = 0; k < N; k++) want[k] = 0.0;
+        size_t ne;
+        ag_edge *col = edges_of(g, s, AG_EDGES_OUT, &ne);
+        for (size_t k = 0; k < ne; k++) want[col[k].target] = col[k].weight;
+        free(col);
+        ag_intervention_result *r = run(t, &iv, 1, AG_INTERVENE_DIRECT);
+        double emax = 0, wmax = 0;
+        for (size_t k = 0; k < ntg; k++) {
+            if (tg[k] == s) continue; /* the doubled unit itself: no self edge */
+            ag_node_info tn = node_of(g, tg[k]);
+            got[k] = target_change(r, &tn, Hd, V);
+            emax = fmax(emax, fabs(got[k] - want[tg[k]]));
+            wmax = fmax(wmax, fabs(want[tg[k]]));
+        }
+        ag_intervention_result_free(r);
+        if (wmax == 0.0) { /* no path to any row target (e.g. a last-layer unit off the last position) */
+            ck_assert_msg(emax <= 1e-6, "%s: source %s has an empty column but moves targets by %.3g", rel, sn.id, emax);
+            continue;
+        }
+        ck_assert_msg(emax <= 1e-4 * wmax, "%s (budget %d): source %s: direct-mode changes differ from its column by %.3g (max %.3g)",
+                      rel, max_nodes, sn.id, emax, wmax);
+        done_kind[sn.kind]++;
+    }
+    ck_assert_int_ge(done_kind[AG_NODE_UNIT], 1);
+    ck_assert_int_ge(done_kind[AG_NODE_EMBEDDING], 1);
+    if (max_nodes > 0) ck_assert_int_ge(done_kind[AG_NODE_ERROR], 1);
+    free(tg);
+    free(want);
+    free(got);
+    free(errv);
+    free(errf);
+    free(isn);
+    ag_graph_free(g);
+    ag_trace_free(t);
+    nl_free(nm);
+    ag_model_free(m);
+}
+
+START_TEST(test_direct_columns_full_graph) { check_columns(STORIES_BIN, ag_test_under_valgrind() ? 300 : 0, ag_test_under_valgrind() ? 2 : 6); }
+END_TEST
+START_TEST(test_direct_columns_budget_graph) { check_columns(STORIES_BIN, 400, ag_test_under_valgrind() ? 2 : 6); }
+END_TEST
+START_TEST(test_direct_columns_xs) { check_columns(XS_BIN, ag_test_under_valgrind() ? 200 : 0, ag_test_under_valgrind() ? 1 : 4); }
+END_TEST
+
+/* ---- linear mode = path sums ------------------------------------------------------------------- */
+
+/* Backward sweep over the graph's rows for one target: G_t = d target / d value_t in the
+ * graph's linear model; the total effect of ablating source s is -sum_t G_t A[t, s] (= H_s). */
+static double *total_effects(const ag_graph *g, size_t target) {
+    size_t N = ag_graph_n_nodes(g);
+    double *H = calloc(N, sizeof *H), *G = calloc(N, sizeof *G);
+    G[target] = 1.0;
+    size_t ne;
+    ag_edge *row = edges_of(g, target, AG_EDGES_IN, &ne);
+    for (size_t k = 0; k < ne; k++) H[row[k].source] += row[k].weight;
+    free(row);
+    for (size_t t = N; t-- > 0;) {
+        ag_node_info tn = node_of(g, t);
+        if (tn.kind != AG_NODE_UNIT) continue;
+        G[t] = tn.activation != 0.0 ? H[t] / tn.activation : 0.0;
+        if (G[t] == 0.0) continue;
+        row = edges_of(g, t, AG_EDGES_IN, &ne);
+        for (size_t k = 0; k < ne; k++) H[row[k].source] += G[t] * row[k].weight;
+        free(row);
+    }
+    free(G);
+    return H; /* ablating s changes the target by -H[s] */
+}
+
+START_TEST(test_linear_path_sums) {
+    ag_model *m = load_lib(STORIES_BIN);
+    ag_model_info in = info_of(m);
+    const int T = 5, Hd = in.hidden_dim, V = in.vocab_size, D = in.dim;
+    const int vg = ag_test_under_valgrind();
+    ag_trace *t = trace_of(m, ONCE, T);
+    ag_graph *g = graph_of(t, vg ? 300 : 1200); /* with a budget, units off the graph are held (below) */
+    size_t N = ag_graph_n_nodes(g);
+    unsigned char *isn = unit_nodes(g, in.n_layers, T, Hd);
+    size_t target = N - 1;
+    ag_node_info tn = node_of(g, target);
+    ck_assert_int_eq(tn.kind, AG_NODE_LOGIT);
+    double *H = total_effects(g, target);
+    const float *emb;
+    int64_t sh[3];
+    int32_t nd;
+    ck_assert_int_eq(ag_trace_tensor(t, AG_TENSOR_RESID, 0, &emb, sh, &nd), AG_OK);
+    /* hold units that are not nodes at their trace values (the graph folds them into constant errors) */
+    size_t nh = 0;
+    ag_intervention *iv = malloc(((size_t)in.n_layers * T * Hd + 1) * sizeof *iv);
+    for (int l = 0; l < in.n_layers; l++) {
+        const float *nn;
+        ck_assert_int_eq(ag_trace_tensor(t, AG_TENSOR_NEURONS, l, &nn, sh, &nd), AG_OK);
+        for (int p = 0; p < T; p++)
+            for (int i = 0; i < Hd; i++) {
+                if (isn[((size_t)l * T + p) * Hd + i]) continue;
+                memset(&iv[nh + 1], 0, sizeof *iv);
+                iv[nh + 1] = (ag_intervention){AG_INTERVENE_SET, AG_SITE_MLP, l, p, 0, i, nn[(size_t)p * Hd + i], 0, NULL};
+                nh++;
+            }
+    }
+    /* ablate the most influential sources one at a time */
+    int tested = 0;
+    double *want = malloc(N * sizeof *want), *gotv = malloc(N * sizeof *gotv);
+    for (size_t s = 0; s < N && tested < (vg ? 4 : 40); s++) {
+        ag_node_info sn = node_of(g, s);
+        if (sn.kind == AG_NODE_LOGIT || sn.kind == AG_NODE_ERROR || H[s] == 0.0) continue;
+        if (sn.kind == AG_NODE_UNIT && (s % 37) != 0) continue; /* a spread of units, every embedding */
+        memset(&iv[0], 0, sizeof *iv);
+        iv[0].position = sn.position;
+        if (sn.kind == AG_NODE_UNIT) {
+            iv[0].kind = AG_INTERVENE_SET;
+            iv[0].site = AG_SITE_MLP;
+            iv[0].layer = sn.layer;
+            iv[0].index = sn.index;
+        } else {
+            iv[0].kind = AG_INTERVENE_ADD;
+            iv[0].site = AG_SITE_EMBED;
+            iv[0].value = -1.0f;
+            iv[0].vector = emb + (size_t)sn.position * D;
+        }
+        ag_intervention_result *r = run(t, iv, nh + 1, AG_INTERVENE_LINEAR);
+        want[tested] = -H[s];
+        gotv[tested] = target_change(r, &tn, Hd, V);
+        ag_intervention_result_free(r);
+        tested++;
+    }
+    ck_assert_int_ge(tested, 4);
+    double e = ag_rel_err_dd(gotv, want, (size_t)tested);
+    ck_assert_msg(e <= 1e-4, "linear-mode ablations vs graph path sums: rel err %.3g over %d sources", e, tested);
+    free(want);
+    free(gotv);
+    free(iv);
+    free(H);
+    free(isn);
+    ag_graph_free(g);
+    ag_trace_free(t);
+    ag_model_free(m);
+}
+END_TEST
+
+/* ---- ag_graph_validate ---------------------------------------------------------------------- */
+
+START_TEST(test_validate_report) {
+    ag_model *m = load_lib(STORIES_BIN);
+    const int vg = ag_test_under_valgrind();
+    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_graph *g = graph_of(t, vg ? 300 : 0);
+    size_t N = ag_graph_n_nodes(g);
+    double *H = total_effects(g, N - 1);
+    /* two groups: the first three units, and a unit with an embedding */
+    int64_t members[5];
+    int nu = 0;
+    for (size_t i = 0; i < N && nu < 4; i++)
+        if (node_of(g, i).kind == AG_NODE_UNIT && H[i] != 0.0 && i % 11 == 0) members[nu++] = (int64_t)i;
+    ck_assert_int_eq(nu, 4);
+    members[4] = (int64_t)N - 2; /* an embedding (the last position's) */
+    ck_assert_int_eq(node_of(g, N - 2).kind, AG_NODE_EMBEDDING);
+    int32_t sizes[2] = {3, 2}; /* groups: units 0..2; unit 3 with the embedding */
+    const int64_t *all = members;
+    ag_validate_options o;
+    ck_assert_int_eq(AG_VALIDATE_OPTIONS_INIT(o), AG_OK);
+    o.top_k = vg ? 4 : 15;
+    o.group_nodes = members;
+    o.group_sizes = sizes;
+    o.n_groups = 2;
+    ag_validation *v = NULL;
+    ag_status st = ag_graph_validate(&v, g, t, &o);
+    ck_assert_msg(st == AG_OK, "ag_graph_validate = %d: %s", (int)st, ag_last_error());
+    ck_assert_uint_eq(ag_validation_n_rows(v), (size_t)o.top_k + 2);
+    /* rows: the node rows' predicted totals equal the independent backward sweep's; direct and
+     * linear measurements equal the predictions; influence decreasing */
+    double prev_infl = INFINITY;
+    for (size_t i = 0; i < ag_validation_n_rows(v); i++) {
+        ag_validation_row r;
+        r.struct_size = sizeof r;
+        ck_assert_int_eq(ag_validation_get_row(v, i, &r), AG_OK);
+        double scale = fmax(1e-3, fabs(r.predicted_total));
+        if (r.node >= 0) {
+            ck_assert_int_eq(r.group, -1);
+            ck_assert(r.influence <= prev_infl);
+            prev_infl = r.influence;
+            ck_assert_msg(fabs(r.predicted_total + H[r.node]) <= 1e-4 * fmax(1e-3, fabs(H[r.node])),
+                          "row %zu: forward-sweep path sum %.9g vs backward sweep %.9g", i, r.predicted_total, -H[r.node]);
+        } else {
+            ck_assert_int_eq(r.group, (int32_t)i - o.top_k);
+        }
+        ck_assert_msg(fabs(r.measured_linear - r.predicted_total) <= 1e-4 * scale, "row %zu: linear %.9g vs path sum %.9g", i,
+                      r.measured_linear, r.predicted_total);
+        ck_assert_msg(fabs(r.measured_direct - r.predicted_direct) <= 1e-4 * fmax(1e-3, fabs(r.predicted_direct)),
+                      "row %zu: direct %.9g vs edge %.9g", i, r.measured_direct, r.predicted_direct);
+        ck_assert(isfinite(r.measured_free) && isfinite(r.measured_free_frozen_attention));
+    }
+    /* the groups' direct prediction is the sum of their members' edges to the target */
+    {
+        size_t ne;
+        ag_edge *row = edges_of(g, N - 1, AG_EDGES_IN, &ne);
+        double sum = 0;
+        for (size_t k = 0; k < ne; k++)
+            for (int j = 0; j < 3; j++)
+                if (row[k].source == all[j]) sum -= row[k].weight;
+        free(row);
+        ag_validation_row r;
+        r.struct_size = sizeof r;
+        ck_assert_int_eq(ag_validation_get_row(v, (size_t)o.top_k, &r), AG_OK);
+        ck_assert_double_eq_tol(r.predicted_direct, sum, 1e-6 * (1 + fabs(sum)));
+    }
+    /* statistics */
+    ag_validation_stats s;
+    s.struct_size = sizeof s;
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_DIRECT, 0, &s), AG_OK);
+    ck_assert_int_eq(s.n, o.top_k + 2);
+    ck_assert_double_le(s.rel_error, 1e-4);
+    ck_assert_double_gt(s.pearson, 0.999999);
+    ck_assert_double_eq(s.sign_agreement, 1.0);
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_LINEAR, 1, &s), AG_OK);
+    ck_assert_double_le(s.rel_error, 1e-4);
+    ck_assert_double_gt(s.spearman, 0.999);
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_FREE, 1, &s), AG_OK);
+    ck_assert(s.pearson >= -1.0 && s.pearson <= 1.0);
+    ck_assert_int_eq(ag_validation_get_stats(v, 3, 1, &s), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_validation_get_stats(NULL, AG_VALIDATE_FREE, 1, &s), AG_ERR_INVALID_ARGUMENT);
+    s.struct_size = 8;
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_FREE, 1, &s), AG_ERR_VERSION);
+    s.struct_size = sizeof s;
+    ag_validation_row r;
+    r.struct_size = sizeof r;
+    ck_assert_int_eq(ag_validation_get_row(v, 999, &r), AG_ERR_INVALID_ARGUMENT);
+    /* JSON */
+    char *json = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(ag_validation_json(v, &json, &len), AG_OK);
+    ck_assert_uint_eq(strlen(json), len);
+    cJSON *root = cJSON_Parse(json);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "nodes")), o.top_k);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "groups")), 2);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "modes")), 4);
+    const cJSON *rel = ag_json_get(root, "summary", "linear", "vs_total", "rel_error", NULL);
+    ck_assert_ptr_nonnull(rel);
+    ck_assert_double_le(rel->valuedouble, 1e-4);
+    const cJSON *n0 = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "nodes"), 0);
+    ck_assert_ptr_nonnull(ag_json_get(n0, "measured", "free", NULL));
+    ck_assert_ptr_nonnull(cJSON_GetObjectItem(n0, "id"));
+    cJSON_Delete(root);
+    /* deterministic */
+    char *json2 = NULL;
+    ck_assert_int_eq(ag_validation_json(v, &json2, NULL), AG_OK);
+    ck_assert_str_eq(json, json2);
+    ag_free(json);
+    ag_free(json2);
+    ag_validation_free(v);
+    ag_validation_free(NULL);
+    ck_assert_uint_eq(ag_validation_n_rows(NULL), 0);
+
+    /* one mode only */
+    ag_validate_options o1;
+    AG_VALIDATE_OPTIONS_INIT(o1);
+    o1.top_k = 3;
+    o1.modes = AG_VALIDATE_FREE;
+    ck_assert_int_eq(ag_graph_validate(&v, g, t, &o1), AG_OK);
+    ck_assert_int_eq(ag_validation_get_row(v, 0, &r), AG_OK);
+    ck_assert(isnan(r.measured_direct) && isnan(r.measured_linear) && isfinite(r.measured_free));
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_LINEAR, 1, &s), AG_ERR_INVALID_ARGUMENT);
+    ag_validation_free(v);
+    /* a graph with a node budget: linear mode holds the units folded into error nodes, so it
+     * still equals the path sums; error nodes are ablated too */
+    ag_graph *gb = graph_of(t, 250);
+    o1.top_k = vg ? 4 : 25;
+    o1.modes = AG_VALIDATE_LINEAR | AG_VALIDATE_DIRECT;
+    ck_assert_int_eq(ag_graph_validate(&v, gb, t, &o1), AG_OK);
+    int errors_seen = 0;
+    for (size_t i = 0; i < ag_validation_n_rows(v); i++) {
+        ck_assert_int_eq(ag_validation_get_row(v, i, &r), AG_OK);
+        errors_seen += node_of(gb, (size_t)r.node).kind == AG_NODE_ERROR;
+    }
+    if (!vg) ck_assert_int_ge(errors_seen, 1);
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_LINEAR, 1, &s), AG_OK);
+    ck_assert_msg(s.rel_error <= 1e-4, "budget graph: linear vs path sums rel err %.3g", s.rel_error);
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_DIRECT, 0, &s), AG_OK);
+    ck_assert_msg(s.rel_error <= 1e-4, "budget graph: direct vs edges rel err %.3g", s.rel_error);
+    ag_validation_free(v);
+    ag_graph_free(gb);
+    free(H);
+    ag_graph_free(g);
+    ag_trace_free(t);
+    ag_model_free(m);
+}
+END_TEST
+
+static void expect_bad(const ag_graph *g, const ag_trace *t, const ag_validate_options *o, const char *needle) {
+    ag_validation *v = (ag_validation *)0x1;
+    ag_status st = ag_graph_validate(&v, g, t, o);
+    ck_assert_msg(st == AG_ERR_INVALID_ARGUMENT, "expected AG_ERR_INVALID_ARGUMENT for '%s', got %d (%s)", needle, (int)st,
+                  ag_last_error());
+    ck_assert_ptr_null(v);
+    ck_assert_msg(strstr(ag_last_error(), needle) != NULL, "message '%s' does not name '%s'", ag_last_error(), needle);
+}
+
+START_TEST(test_validate_bad_arguments) {
+    ag_model *m = load_lib(STORIES_BIN);
+    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_graph *g = graph_of(t, 100);
+    size_t N = ag_graph_n_nodes(g);
+    ag_validate_options o;
+    AG_VALIDATE_OPTIONS_INIT(o);
+    o.top_k = -1;
+    expect_bad(g, t, &o, "top_k");
+    AG_VALIDATE_OPTIONS_INIT(o);
+    o.modes = 16;
+    expect_bad(g, t, &o, "modes");
+    o.modes = 0;
+    expect_bad(g, t, &o, "modes");
+    AG_VALIDATE_OPTIONS_INIT(o);
+    o.target = 0; /* a unit, not a logit */
+    expect_bad(g, t, &o, "target");
+    o.target = (int64_t)N;
+    expect_bad(g, t, &o, "target");
+    AG_VALIDATE_OPTIONS_INIT(o);
+    int64_t bad_nodes[2] = {0, (int64_t)N - 1}; /* the last node is a logit */
+    int32_t sz[1] = {2};
+    o.group_nodes = bad_nodes;
+    o.group_sizes = sz;
+    o.n_groups = 1;
+    expect_bad(g, t, &o, "group_nodes[1]");
+    sz[0] = 0;
+    expect_bad(g, t, &o, "group_sizes[0]");
+    o.group_sizes = NULL;
+    expect_bad(g, t, &o, "group_sizes");
+    int64_t twice[2] = {0, 0};
+    sz[0] = 2;
+    o.group_sizes = sz;
+    o.group_nodes = twice;
+    expect_bad(g, t, &o, "twice");
+    /* a different trace */
+    int32_t other[5] = {1, 403, 407, 261, 379};
+    ag_trace *t2 = trace_of(m, other, 5), *t3 = trace_of(m, ONCE, 4);
+    expect_bad(g, t2, NULL, "trace");
+    expect_bad(g, t3, NULL, "trace");
+    ag_validation *v = (ag_validation *)0x1;
+    ck_assert_int_eq(ag_graph_validate(&v, NULL, t, NULL), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(ag_graph_validate(NULL, g, t, NULL), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_validate_options_init(NULL, sizeof o), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_validate_options_init(&o, 3), AG_ERR_VERSION);
+    char *js = (char *)0x1;
+    ck_assert_int_eq(ag_validation_json(NULL, &js, NULL), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(js);
+    ag_trace_free(t2);
+    ag_trace_free(t3);
+    ag_graph_free(g);
+    ag_trace_free(t);
+    ag_model_free(m);
+}
+END_TEST
+
+/* ---- attrgraph validate ------------------------------------------------------------------------ */
+
+#ifdef AG_CLI_PATH
+static char *run_cli(const char *args, int *code) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", AG_CLI_PATH, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[n] = '\0';
+    int st = pclose(p);
+    *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return buf;
+}
+
+START_TEST(test_cli_validate) {
+    char args[1024];
+    int code;
+    snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407,261,378 -k 6 --max-feature-nodes %d -q", ag_test_fixture(STORIES_BIN),
+             ag_test_under_valgrind() ? 200 : 0);
+    char *out = run_cli(args, &code);
+    ck_assert_msg(code == 0, "attrgraph validate exited %d", code);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_msg(root != NULL, "not JSON: %.200s", out);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "nodes")), 6);
+    const cJSON *d = ag_json_get(root, "summary", "direct", "vs_direct", "rel_error", NULL);
+    const cJSON *l = ag_json_get(root, "summary", "linear", "vs_total", "rel_error", NULL);
+    ck_assert(d && l && d->valuedouble <= 1e-4 && l->valuedouble <= 1e-4);
+    ck_assert_ptr_nonnull(ag_json_get(root, "summary", "free", "vs_total", "pearson", NULL));
+    ck_assert_int_eq(ag_json_get(root, "target", "token", NULL)->valueint, 432);
+    cJSON_Delete(root);
+    free(out);
+    /* a group by node ids, one mode, a chosen target */
+    snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407,261,378 -k 2 --modes linear --target 261 --group 0_5_0,E_403_1 -q",
+             ag_test_fixture(STORIES_BIN));
+    out = run_cli(args, &code);
+    ck_assert_int_eq(code, 0);
+    root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "groups")), 1);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "modes")), 1);
+    ck_assert_int_eq(ag_json_get(root, "target", "token", NULL)->valueint, 261);
+    cJSON_Delete(root);
+    free(out);
+    /* errors */
+    const char *bad[3] = {"--group 9_9_9", "--modes sideways", "-k -1"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407 %s", ag_test_fixture(STORIES_BIN), bad[i]);
+        out = run_cli(args, &code);
+        ck_assert_msg(code != 0, "'%s' should fail", bad[i]);
+        free(out);
+    }
+}
+END_TEST
+#endif
+
+/* ---- suite ---------------------------------------------------------------------------------- */
+
+static Suite *validate_suite(void) {
+    Suite *s = suite_create("validate");
+    TCase *tc = tcase_create("graph");
+    tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, test_direct_columns_full_graph);
+    tcase_add_test(tc, test_direct_columns_budget_graph);
+    tcase_add_test(tc, test_direct_columns_xs);
+    tcase_add_test(tc, test_linear_path_sums);
+    tcase_add_test(tc, test_validate_report);
+    tcase_add_test(tc, test_validate_bad_arguments);
+#ifdef AG_CLI_PATH
+    tcase_add_test(tc, test_cli_validate);
+#endif
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(validate_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
