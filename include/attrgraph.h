@@ -390,10 +390,15 @@ enum {
     AG_QUAD_TRAPEZOID = 2,      /**< nodes i/(n-1) (n >= 2), weights 1/(n-1), halved at the ends;
                                      the weights sum to exactly 1 in double */
     AG_QUAD_GAUSS_LEGENDRE = 3, /**< n-node Gauss-Legendre on [0,1] (default, n = 32) */
-    AG_QUAD_ADAPTIVE = 4        /**< panels of `steps`-node Gauss-Legendre (default 8), bisected
-                                     where the integrand changes fast until the completeness
-                                     error is at most tolerance * |f(z) - f(z')| (or
-                                     max_evaluations is reached) */
+    AG_QUAD_ADAPTIVE = 4        /**< panels of `steps`-node Gauss-Legendre (default 8); f is also
+                                     evaluated at every panel end, so each panel knows its exact
+                                     completeness residual; the panels with the largest residuals
+                                     are split, round after round (all new nodes of a round in one
+                                     batch), until the sum of |residuals| is at most
+                                     tolerance * |f(z) - f(z')| or max_evaluations is reached.
+                                     Panels at alpha = 0 are split geometrically and panels
+                                     spanning a large ratio in ln(alpha): a zero baseline at a
+                                     residual site has features on every scale near 0 */
 };
 
 /** Baselines z' (ag_attribute_options.baseline_kind). */
@@ -761,6 +766,12 @@ AG_API ag_status ag_graph_json(const ag_graph *graph, const ag_export_options *o
 AG_API ag_status ag_graph_write_dot(const ag_graph *graph, const char *path, const ag_export_options *opts);
 /** The same DOT in memory (free with ag_free). Thread-safe. */
 AG_API ag_status ag_graph_dot(const ag_graph *graph, const ag_export_options *opts, char **out, size_t *len);
+/** The interactive viewer of the graph: one self-contained HTML file (inline CSS and
+ *  JavaScript; no network, no server; opens from file://) holding the same JSON as
+ *  ag_graph_json with `opts`: tokens along x, layers along y, pruning and link-weight
+ *  sliders, side panel, search, pins and supernodes saved in qParams (see
+ *  ag_viewer_write_html). Deterministic. Errors as ag_graph_write_json. Thread-safe. */
+AG_API ag_status ag_graph_write_html(const ag_graph *graph, const char *path, const ag_export_options *opts);
 /** The interactive viewer for any graph JSON in the viewer schema (DESIGN §4; also the JSON
  *  of circuit-tracer and Neuronpedia), written to `path` as one self-contained HTML file:
  *  inline CSS and JavaScript, no network, no server, opens from file://. `json` (len bytes,
@@ -884,9 +895,10 @@ AG_API ag_status ag_intervention_result_logits(const ag_intervention_result *res
                                                int32_t delta, const float **logits);
 
 /** Any tensor of the run, with the kinds and shapes of ag_trace_tensor, or (delta = 1) its
- *  change from the trace. Frozen quantities are the trace's (their change 0); in DIRECT and
- *  LINEAR q and k are the trace's (frozen attention reads neither) and the gate pre-activations
- *  too. Borrowed until the result is freed. Errors: as ag_trace_tensor. */
+ *  change from the trace. Frozen quantities are the trace's (their change 0): with attention
+ *  frozen (DIRECT, LINEAR, FREE + freeze_attention) the patterns and also q and k, which frozen
+ *  attention does not read; with gates frozen the gate pre-activations; with norms frozen the
+ *  norm scales. Borrowed until the result is freed. Errors: as ag_trace_tensor. */
 AG_API ag_status ag_intervention_result_tensor(const ag_intervention_result *result, ag_tensor_kind which,
                                                int32_t layer, int32_t delta, const float **data,
                                                int64_t shape[3], int32_t *ndim);

@@ -99,7 +99,7 @@ START_TEST(test_gradient_vectors) {
         int32_t kind, token, pos;
         ck_assert_int_eq(ag_attribution_target(r, &kind, &token, &pos), AG_OK);
         ck_assert_int_eq(kind, AG_TARGET_LOGIT);
-        ck_assert_int_eq(token, (int)num_of(v, keys[s], "target") * 0 + 432);
+        ck_assert_int_eq(token, ag_json_get(v, keys[s], "target", "token", NULL)->valueint);
         ck_assert_int_eq(pos, 4);
         const cJSON *tv = ag_json_get(v, keys[s], "target", "value", NULL);
         ck_assert(fabs(ag_attribution_target_value(r) - tv->valuedouble) < 1e-4 * fabs(tv->valuedouble));
@@ -152,7 +152,10 @@ START_TEST(test_ig_gl32_vectors) {
 }
 END_TEST
 
-/* Completeness with 32 GL nodes at mlp.L on both models (a smooth path). */
+/* Completeness with 32 GL nodes at mlp.L on both models. On stories260K the path is smooth at
+ * every block; on llama2xs only at the last one: there, scaling the neurons of blocks 0-3 (whose
+ * MLP outputs are 0.2x-10x the residual they join) makes f(alpha) rough, GL-32 is 1e-3 to 1 off,
+ * and the adaptive rule is what reaches the tolerance. */
 START_TEST(test_ig_completeness_mlp) {
     for (int mi = 0; mi < 2; mi++) {
         ag_model *m = load(MODELS[mi]);
@@ -163,9 +166,19 @@ START_TEST(test_ig_completeness_mlp) {
             ag_attribute_options o = opts_of(AG_METHOD_IG, site);
             ag_attribution *r = run(t, &o);
             double c = completeness_rel(r);
-            printf("IG GL-32 completeness %s %s: %.2e of |f(x) - f(x')| = %.4f\n", MODELS[mi], site, c,
+            printf("IG GL-32 completeness %s %s: %.2e of |f(x) - f(x')| = %.4f", MODELS[mi], site, c,
                    fabs(ag_attribution_target_value(r) - ag_attribution_baseline_value(r)));
-            ck_assert_msg(c <= 1e-3, "%s %s: completeness %g", MODELS[mi], site, c);
+            if (mi == 0 || l == 4) {
+                ck_assert_msg(c <= 1e-3, "%s %s: completeness %g", MODELS[mi], site, c);
+            } else {
+                o.quadrature = AG_QUAD_ADAPTIVE;
+                ag_attribution *ra = run(t, &o);
+                printf("; adaptive %.2e with %lld evaluations", completeness_rel(ra), (long long)ag_attribution_evaluations(ra));
+                ck_assert_msg(completeness_rel(ra) <= 1e-3, "%s %s: adaptive completeness %g", MODELS[mi], site,
+                              completeness_rel(ra));
+                ag_attribution_free(ra);
+            }
+            printf("\n");
             ag_attribution_free(r);
         }
         ag_trace_free(t);
@@ -265,7 +278,7 @@ static void analytic_grad(const analytic *an, int p_tok, int v, double alpha, do
     for (int j = 0; j < AD; j++) c += (double)an->E[v][j] * an->g[j] * an->E[p_tok][j];
     double q = alpha * alpha * m + eps;
     for (int j = 0; j < AD; j++)
-        g[j] = an->E[v][j] * an->g[j] / sqrt(q) - alpha * alpha * an->E[p_tok][j] * c / AD / (q * sqrt(q));
+        g[j] = (double)an->E[v][j] * an->g[j] / sqrt(q) - alpha * alpha * an->E[p_tok][j] * c / AD / (q * sqrt(q));
 }
 
 static void analytic_ig(const analytic *an, int p_tok, int v, double *ig, double *f1) {
@@ -276,7 +289,7 @@ static void analytic_ig(const analytic *an, int p_tok, int v, double *ig, double
     double as = asinh(sqrt(m / eps)), A = as / sqrt(m), I2 = as / (m * sqrt(m)) - 1.0 / (m * sqrt(m + eps));
     for (int j = 0; j < AD; j++) {
         double x = an->E[p_tok][j];
-        ig[j] = x * (an->E[v][j] * an->g[j] * A - x * c * I2 / AD);
+        ig[j] = x * ((double)an->E[v][j] * an->g[j] * A - x * c * I2 / AD);
     }
     *f1 = c / sqrt(m + eps);
 }
@@ -307,7 +320,7 @@ static int indep_rule(int rule, int n, double *x, double *w) {
         double dp, prev = legendre(n, -1.0, &dp);
         for (int i = 1; i <= grid && k < n; i++) {
             double b = -1.0 + 2.0 * i / grid, fb = legendre(n, b, &dp);
-            if (fb == 0.0 || (prev < 0) != (fb < 0)) {
+            if (fb == 0.0 || (prev != 0.0 && (prev < 0) != (fb < 0))) {
                 double lo = -1.0 + 2.0 * (i - 1) / grid, hi = b;
                 for (int it = 0; it < 200; it++) {
                     double mid = 0.5 * (lo + hi), fl = legendre(n, lo, &dp), fm = legendre(n, mid, &dp);
@@ -353,7 +366,7 @@ START_TEST(test_analytic_model) {
     analytic_ig(&an, p_tok, v, ig, &f1);
     double ig_sum = 0;
     for (int j = 0; j < AD; j++) ig_sum += ig[j];
-    ck_assert(fabs(ig_sum - f1) < 1e-12 * fabs(f1)); /* the closed form is complete */
+    ck_assert_msg(fabs(ig_sum - f1) < 1e-12 * fabs(f1), "closed form: sum %.17g f %.17g", ig_sum, f1); /* complete */
     /* adaptive IG = the closed form */
     o = opts_of(AG_METHOD_IG, "embed");
     o.quadrature = AG_QUAD_ADAPTIVE;
@@ -466,8 +479,9 @@ END_TEST
 
 /* ---- each fixed rule against an independent implementation on a real model -------------------
  * u . integral_0^1 df/dz(alpha z) dalpha = sum_k w_k (d/dh) f(alpha_k z + h u) with the nodes of
- * indep_rule and five-point differences of the double-precision oracle, at mid.1 (zero
- * baseline), for random directions u. */
+ * indep_rule and five-point differences of the double-precision oracle, at mlp.1 (zero
+ * baseline: a smooth path; at residual sites f has features far below any FD step near 0),
+ * for random directions u. */
 typedef struct scaled_oracle {
     const nl_model *nm;
     const int *tok;
@@ -477,7 +491,7 @@ typedef struct scaled_oracle {
 
 static void mid_hook(void *user, nl_site site, int layer, int T, int width, double *data) {
     scaled_oracle *o = user;
-    if (site == NL_SITE_MID && layer == 1) memcpy(data, o->z, sizeof(double) * (size_t)T * (size_t)width);
+    if (site == NL_SITE_NEURONS && layer == 1) memcpy(data, o->z, sizeof(double) * (size_t)T * (size_t)width);
 }
 
 static double f_mid(scaled_oracle *o, const double *z) {
@@ -500,18 +514,18 @@ START_TEST(test_fixed_rules_independent) {
     nl_model *nm = nl_load_bin(ag_test_fixture(MODELS[0]));
     int tok[T5];
     for (int i = 0; i < T5; i++) tok[i] = PROMPT[i];
-    const int D = nm->c.dim;
-    const size_t n = (size_t)T5 * D;
+    const int Hd = nm->c.hidden_dim;
+    const size_t n = (size_t)T5 * Hd;
     const float *x;
     int64_t shape[3];
     int32_t nd;
-    ck_assert_int_eq(ag_trace_tensor(t, AG_TENSOR_MID, 1, &x, shape, &nd), AG_OK);
+    ck_assert_int_eq(ag_trace_tensor(t, AG_TENSOR_NEURONS, 1, &x, shape, &nd), AG_OK);
     const int rules[3] = {AG_QUAD_RIEMANN, AG_QUAD_TRAPEZOID, AG_QUAD_GAUSS_LEGENDRE};
     const int ns[3] = {5, 6, 4};
     double *z = malloc(n * sizeof(double)), *u = malloc(n * sizeof(double)), *zz = malloc(n * sizeof(double));
     uint64_t s = 12345;
     for (int k = 0; k < 3; k++) {
-        ag_attribute_options o = opts_of(AG_METHOD_IG, "mid.1");
+        ag_attribute_options o = opts_of(AG_METHOD_IG, "mlp.1");
         o.quadrature = rules[k];
         o.steps = ns[k];
         ag_attribution *r = run(t, &o);
@@ -539,7 +553,7 @@ START_TEST(test_fixed_rules_independent) {
                 want += ws[q] * (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h);
             }
             for (size_t i = 0; i < n; i++) got += ig[i] * u[i];
-            printf("rule %d (%d nodes) at mid.1: u . integral %.6f, independent %.6f (%.1e of sum |integral|)\n", rules[k],
+            printf("rule %d (%d nodes) at mlp.1: u . integral %.6f, independent %.6f (%.1e of sum |integral|)\n", rules[k],
                    ns[k], got, want, fabs(got - want) / gl1);
             ck_assert_msg(fabs(got - want) < 1e-4 * gl1, "rule %d: %g vs %g", rules[k], got, want);
         }
@@ -579,11 +593,13 @@ START_TEST(test_quadrature_rules) {
             ck_assert_msg(sum == 1.0, "trapezoid-%d weights sum to %.17g", n, sum);
             ck_assert(x[0] == 0.0 && x[n - 1] == 1.0);
             ck_assert(indep_rule(AG_QUAD_TRAPEZOID, n, xi, wi));
-            for (int i = 0; i < n; i++) ck_assert(fabs(x[i] - xi[i]) < 1e-15 && fabs(w[i] - wi[i]) < 1e-15);
+            for (int i = 0; i < n; i++)
+                ck_assert_msg(fabs(x[i] - xi[i]) < 1e-14 && fabs(w[i] - wi[i]) < 1e-14, "rule n=%d node %d: %.17g %.17g vs %.17g %.17g", n, i, x[i], w[i], xi[i], wi[i]);
         }
         ck_assert_int_eq(agi_quad_rule(AG_QUAD_RIEMANN, n, x, w, "test"), AG_OK);
         ck_assert(indep_rule(AG_QUAD_RIEMANN, n, xi, wi));
-        for (int i = 0; i < n; i++) ck_assert(fabs(x[i] - xi[i]) < 1e-15 && fabs(w[i] - wi[i]) < 1e-15);
+        for (int i = 0; i < n; i++)
+                ck_assert_msg(fabs(x[i] - xi[i]) < 1e-14 && fabs(w[i] - wi[i]) < 1e-14, "rule n=%d node %d: %.17g %.17g vs %.17g %.17g", n, i, x[i], w[i], xi[i], wi[i]);
     }
     for (int n = 2; n < 3000; n += 37) { /* exact sum for many sizes */
         ck_assert_int_eq(agi_quad_rule(AG_QUAD_TRAPEZOID, n, x[0] == 0 ? x : x, w, "test") == AG_OK || n > 512, 1);
@@ -758,9 +774,9 @@ END_TEST
 START_TEST(test_batch_size_invariance) {
     ag_model *m = load(MODELS[1]);
     ag_trace *t = trace_of(m, PROMPT, T5);
-    ag_attribute_options o = opts_of(AG_METHOD_IG, "resid.1");
-    o.quadrature = AG_QUAD_ADAPTIVE;
-    o.max_evaluations = 200;
+    ag_attribute_options o = opts_of(AG_METHOD_IG, "mlp.2");
+    o.quadrature = AG_QUAD_GAUSS_LEGENDRE;
+    o.steps = 40;
     ag_attribution *ref = run(t, &o);
     size_t n = ag_attribution_size(ref);
     const int sizes[3] = {1, 5, 64};
@@ -803,7 +819,7 @@ START_TEST(test_target_kinds) {
     const int kinds[5] = {AG_TARGET_LOGIT, AG_TARGET_DEMEANED_LOGIT, AG_TARGET_LOGPROB, AG_TARGET_PROB, AG_TARGET_LOGIT_DIFF};
     const double want[5] = {row[best], row[best] - mean, -log(sum), 1.0 / sum, row[best] - row[second]};
     for (int k = 0; k < 5; k++) {
-        ag_attribute_options o = opts_of(AG_METHOD_IG, "mid.2");
+        ag_attribute_options o = opts_of(AG_METHOD_IG, "mlp.1");
         o.target_kind = kinds[k];
         o.target_position = 2;
         ag_attribution *r = run(t, &o);
@@ -816,7 +832,8 @@ START_TEST(test_target_kinds) {
                       kinds[k], ag_attribution_target_value(r), want[k]);
         ck_assert_msg(completeness_rel(r) <= 1e-3, "kind %d completeness %g", kinds[k], completeness_rel(r));
         /* the gradient is zero at positions after the target (causality) */
-        ck_assert(ag_max_abs_f(ag_attribution_values(r) + 3 * 64, 2 * 64) == 0.0);
+        ck_assert(ag_max_abs_f(ag_attribution_values(r) + 3 * 172, 2 * 172) == 0.0);
+        ck_assert(ag_max_abs_f(ag_attribution_values(r), 3 * 172) > 0.0);
         ag_attribution_free(r);
     }
     ag_trace_free(t);

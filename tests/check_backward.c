@@ -459,6 +459,60 @@ START_TEST(test_longer_prompt_fd) {
 }
 END_TEST
 
+
+/* The method vtable answers B targets at once: gradient and IG (fixed and adaptive rules) for
+ * 3 targets in one call = 3 single-target calls. */
+START_TEST(test_method_vtable_batched) {
+    fixture fx;
+    fixture_open(&fx, MODELS[0], PROMPT_T);
+    const agi_config *c = &fx.m->cfg;
+    agi_target ts[3] = {logit_target(&fx, AG_TARGET_LOGIT, 4), logit_target(&fx, AG_TARGET_LOGPROB, 3),
+                        {AG_TARGET_UNIT, -1, -1, 4, AG_SITE_MLP, 4, 9, NULL}};
+    const agi_method *methods[3] = {&agi_method_gradient, &agi_method_ig, &agi_method_ig};
+    const int rules[3] = {0, AG_QUAD_GAUSS_LEGENDRE, AG_QUAD_ADAPTIVE};
+    for (int k = 0; k < 3; k++) {
+        ag_attribute_options o;
+        ag_attribute_options_init(&o, sizeof o);
+        o.method = methods[k]->id;
+        o.site_kind = AG_SITE_MID;
+        o.site_layer = 1;
+        if (rules[k]) o.quadrature = rules[k], o.steps = rules[k] == AG_QUAD_ADAPTIVE ? 0 : 12;
+        agi_method_request req = {fx.tr, AG_SITE_MID, 1, &o, "test"};
+        void *state = NULL;
+        ck_assert_int_eq(methods[k]->prepare(&req, &state), AG_OK);
+        size_t n = (size_t)fx.T * c->dim;
+        float *v3 = calloc(3 * n, sizeof(float)), *g3 = calloc(3 * n, sizeof(float));
+        float *v1 = calloc(n, sizeof(float)), *g1 = calloc(n, sizeof(float));
+        double tv3[3], bv3[3], tv1, bv1;
+        agi_method_result r3 = {v3, g3, 0, tv3, bv3, {sizeof(ag_attribution_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0}};
+        ck_assert_int_eq(methods[k]->vjp(state, ts, 3, &r3), AG_OK);
+        ck_assert_int_eq(r3.has_gradient, 1);
+        for (int b = 0; b < 3; b++) {
+            agi_method_result r1 = {v1, g1, 0, &tv1, &bv1, {sizeof(ag_attribution_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0}};
+            ck_assert_int_eq(methods[k]->vjp(state, &ts[b], 1, &r1), AG_OK);
+            double e = ag_rel_err_ff(v3 + (size_t)b * n, v1, n), eg = ag_rel_err_ff(g3 + (size_t)b * n, g1, n);
+            ck_assert_msg(ag_max_abs_f(v1, n) > 0, "method %d target %d: zero attributions", k, b);
+            /* adaptive: a batch refines the union of the targets' panels, so it agrees to the
+             * rule's accuracy, not to rounding */
+            double tol = rules[k] == AG_QUAD_ADAPTIVE ? 2e-3 : 2e-5;
+            ck_assert_msg(e < tol && eg < tol, "method %d target %d: batched %g / %g", k, b, e, eg);
+            ck_assert(fabs(tv3[b] - tv1) <= 1e-6 * fabs(tv1));
+            if (k > 0) {
+                ck_assert(fabs(bv3[b] - bv1) <= 1e-5 * fmax(1.0, fabs(bv1)));
+                double sum = 0;
+                for (size_t i = 0; i < n; i++) sum += v3[(size_t)b * n + i];
+                if (rules[k] == AG_QUAD_ADAPTIVE) /* every target of the batch meets the tolerance */
+                    ck_assert_msg(fabs(sum - (tv3[b] - bv3[b])) <= 1e-3 * fabs(tv3[b] - bv3[b]), "target %d: %g vs %g", b,
+                                  sum, tv3[b] - bv3[b]);
+            }
+        }
+        methods[k]->release(state);
+        free(v3), free(g3), free(v1), free(g1);
+    }
+    fixture_close(&fx);
+}
+END_TEST
+
 static Suite *backward_suite(void) {
     Suite *s = suite_create("backward");
     TCase *tc = tcase_create("engine");
@@ -469,6 +523,7 @@ static Suite *backward_suite(void) {
     tcase_add_test(tc, test_frozen_variants_fd);
     tcase_add_test(tc, test_seed_at_site_and_upstream);
     tcase_add_test(tc, test_longer_prompt_fd);
+    tcase_add_test(tc, test_method_vtable_batched);
     tcase_set_timeout(tc, 600);
     suite_add_tcase(s, tc);
     return s;

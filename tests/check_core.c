@@ -598,7 +598,7 @@ START_TEST(test_threads_share_model) {
     }
     const int32_t once[5] = {1, 403, 407, 261, 378};
     memcpy(prompts[0], once, sizeof once);
-    const int iters = ag_test_under_valgrind() ? 2 : 8;
+    const int iters = ag_test_under_valgrind() ? 1 : 8;
     const size_t per = (size_t)PROMPT_LEN * 512;
 
     /* serial reference on this thread */

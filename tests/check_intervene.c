@@ -340,12 +340,16 @@ START_TEST(test_free_vs_oracle) {
         ag_intervention iv[3] = {unit_iv(AG_INTERVENE_SET, 1, 2, 7, 3.0f), add_iv(AG_SITE_MID, 0, 4, 2.0f, vec),
                                  add_iv(AG_SITE_RESID, L, 6, -1.5f, vec)};
         oracle_edit oe[3] = {{0, 1, 2, 7, 3.0, NULL, 0}, {2, 0, 4, 0, 0, vec, 2.0}, {1, L, 6, 0, 0, vec, -1.5}};
-        for (int fa = 0; fa < 2; fa++) {
-            oracle_run(nm, toks, T, oc, fa ? NL_FREEZE_ATTN : 0u, oe, 3, on);
-            ag_intervene_options o = mode_opts(AG_INTERVENE_FREE, fa, 0, 0);
+        /* nothing frozen; attention; norms; gates; attention and gates */
+        static const int cfg[5][3] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {1, 0, 1}};
+        for (int ci = 0; ci < 5; ci++) {
+            int fa = cfg[ci][0];
+            unsigned nf = (cfg[ci][0] ? NL_FREEZE_ATTN : 0u) | (cfg[ci][1] ? NL_FREEZE_NORMS : 0u) | (cfg[ci][2] ? NL_FREEZE_GATES : 0u);
+            oracle_run(nm, toks, T, oc, nf, oe, 3, on);
+            ag_intervene_options o = mode_opts(AG_INTERVENE_FREE, cfg[ci][0], cfg[ci][1], cfg[ci][2]);
             ag_intervention_result *r = run(t, iv, 3, &o);
             double e = ag_rel_err_fd(rtensor(r, AG_TENSOR_LOGITS, 0, 0), on->logits, (size_t)T * V);
-            ck_assert_msg(e <= 1e-5, "%s free (freeze_attention %d): logits rel err %.3g", rels[mi], fa, e);
+            ck_assert_msg(e <= 1e-5, "%s free (freeze %d%d%d): logits rel err %.3g", rels[mi], cfg[ci][0], cfg[ci][1], cfg[ci][2], e);
             size_t nu = (size_t)T * Hd;
             for (int l = 0; l < L; l++) {
                 e = ag_rel_err_fd(rtensor(r, AG_TENSOR_NEURONS, l, 0), on->neurons + (size_t)l * nu, nu);

@@ -54,6 +54,7 @@ START_TEST(test_plain_lines) {
     cli_progress_begin_on(&p, "graph", f, CLI_PROGRESS_LINES);
     for (int i = 0; i <= 40; i++) ck_assert_int_eq(cli_progress_cb("rows", i / 40.0, &p), 0);
     for (int i = 0; i <= 4; i++) ck_assert_int_eq(cli_progress_update(&p, "prune", i, 4), 0);
+    ck_assert_int_eq(cli_progress_fraction_cb(0.5, &p), 0); /* phase = the task */
     cli_progress_end(&p, AG_OK);
     char *out = read_all(f);
     /* one line per 10% step: 11 for rows, 5 for prune (0, 25, 50, 75, 100) */
@@ -63,7 +64,8 @@ START_TEST(test_plain_lines) {
     ck_assert_ptr_nonnull(strstr(out, "rows 100% ("));
     ck_assert_ptr_null(strchr(out, '\r'));
     ck_assert_ptr_null(strchr(out, '\033'));
-    ck_assert_uint_eq(count(out, "\n"), 16);
+    ck_assert_uint_eq(count(out, "attrgraph graph: graph  50%"), 1);
+    ck_assert_uint_eq(count(out, "\n"), 17);
     free(out);
     fclose(f);
 }

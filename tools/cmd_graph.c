@@ -4,32 +4,7 @@
 #include <time.h>
 
 #include "cli.h"
-
-/* Progress on stderr: one line redrawn in place ("\r") while the build runs; nothing for
- * builds that finish within half a second. */
-typedef struct graph_progress {
-    int quiet;
-    double t0, last;
-    int drawn;
-} graph_progress;
-
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int graph_progress_cb(const char *phase, double done, void *user) {
-    graph_progress *p = user;
-    if (p->quiet) return 0;
-    double t = mono_s();
-    if (t - p->t0 < 0.5 || (t - p->last < 0.1 && done < 1.0)) return 0;
-    p->last = t;
-    fprintf(stderr, "\rattrgraph graph: %-5s %5.1f%%  (%.1f s)   ", phase, 100.0 * done, t - p->t0);
-    fflush(stderr);
-    p->drawn = 1;
-    return 0;
-}
+#include "progress.h"
 
 static int run_graph(cli_args *a) {
     const char *cmd = "graph";
@@ -71,8 +46,7 @@ static int run_graph(cli_args *a) {
     int quiet = cli_flag(a, "-q", "--quiet");
     int no_timings = cli_flag(a, NULL, "--no-timings");
     int all = cli_flag(a, NULL, "--unpruned");
-    if (!out_json && !out_dot) return cli_fail(cmd, "no output: give -o G.json (and/or --dot G.dot)");
-    if (out_html) return cli_fail(cmd, "--html is not available in this build (write -o G.json and open it in the viewer)");
+    if (!out_json && !out_dot && !out_html) return cli_fail(cmd, "no output: give -o G.json (and/or --dot G.dot, --html G.html)");
     const char *prompt = NULL;
     for (int i = 1; i < a->argc - 1; i++)
         if (strcmp(a->argv[i], "-p") == 0 || strcmp(a->argv[i], "--prompt") == 0) prompt = a->argv[i + 1];
@@ -103,13 +77,16 @@ static int run_graph(cli_args *a) {
         ag_status st = ag_trace_create(&t, m, toks, n, NULL);
         if (st != AG_OK) rc = cli_fail_status(cmd, st);
     }
-    graph_progress pr = {quiet, mono_s(), 0.0, 0};
     if (!rc) {
-        go.progress = graph_progress_cb;
+        /* a bar with ETA on a terminal, plain lines otherwise, nothing with -q; Ctrl-C cancels */
+        cli_progress pr;
+        cli_progress_begin(&pr, cmd, quiet);
+        go.progress = cli_progress_cb;
         go.user_data = &pr;
         ag_status st = ag_graph_build(&g, t, &go);
-        if (pr.drawn) fputc('\n', stderr);
-        if (st != AG_OK) rc = cli_fail_status(cmd, st);
+        cli_progress_end(&pr, st);
+        if (st == AG_ERR_CANCELLED) rc = 130;
+        else if (st != AG_OK) rc = cli_fail_status(cmd, st);
     }
     if (!rc) {
         ag_export_options eo;
@@ -121,6 +98,7 @@ static int run_graph(cli_args *a) {
         ag_status st = AG_OK;
         if (out_json) st = ag_graph_write_json(g, out_json, &eo);
         if (st == AG_OK && out_dot) st = ag_graph_write_dot(g, out_dot, &eo);
+        if (st == AG_OK && out_html) st = ag_graph_write_html(g, out_html, &eo);
         if (st != AG_OK) rc = cli_fail_status(cmd, st);
     }
     if (!rc && !quiet) {
@@ -145,7 +123,7 @@ static int run_graph(cli_args *a) {
 
 const cli_command cli_cmd_graph = {
     "graph", "build, prune and export an attribution graph (viewer JSON, DOT)",
-    "usage: attrgraph graph -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS) -o G.json [--dot G.dot]\n"
+    "usage: attrgraph graph -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS) -o G.json [--dot G.dot] [--html G.html]\n"
     "                       [--method decomposition] [--basis neurons]\n"
     "                       [--max-feature-nodes N] [--max-logits K] [--logit-prob P]\n"
     "                       [--node-threshold X] [--edge-threshold Y] [--targets ID,ID,...]\n"
@@ -161,5 +139,8 @@ const cli_command cli_cmd_graph = {
     "everything) and written as the attribution-graph viewer JSON (-o) and Graphviz DOT\n"
     "(--dot, layers as ranks, blue = positive, red = negative). Output is deterministic;\n"
     "--no-timings also leaves the build's timings out so two runs give the same bytes.\n"
-    "A progress line goes to stderr for builds longer than half a second (-q: silent).\n",
+    "--html writes the interactive viewer: one self-contained HTML file (no network, opens\n"
+    "from file://) with the same JSON embedded.\n"
+    "Progress goes to stderr: a bar with ETA on a terminal, plain lines otherwise (-q: none);\n"
+    "Ctrl-C stops the build cleanly (exit status 130).\n",
     run_graph};

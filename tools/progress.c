@@ -61,6 +61,7 @@ void cli_progress_begin_on(cli_progress *p, const char *task, FILE *out, cli_pro
     p->last_step = -1;
     p->last_frac = -1;
     p->width = p->mode == CLI_PROGRESS_BAR ? term_width(out) : 80;
+    p->t_begin = now_s();
     g_interrupted = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -77,6 +78,7 @@ void cli_progress_begin(cli_progress *p, const char *task, int quiet) {
     if (quiet) mode = CLI_PROGRESS_QUIET;
     else if (isatty(fileno(stderr)) && !(term && strcmp(term, "dumb") == 0)) mode = CLI_PROGRESS_BAR;
     cli_progress_begin_on(p, task, stderr, mode);
+    p->delay = mode == CLI_PROGRESS_BAR ? 0.3 : 1.0;
 }
 
 static void eta_text(const cli_progress *p, double frac, double now, char *buf, size_t cap) {
@@ -136,6 +138,15 @@ int cli_progress_update(cli_progress *p, const char *phase, double done, double 
     if (!phase || !*phase) phase = p->task;
     if (p->mode == CLI_PROGRESS_QUIET) return g_interrupted != 0;
     double now = now_s();
+    if (now - p->t_begin < p->delay) {
+        /* too early to show anything; remember the phase so its time is right */
+        if (strncmp(phase, p->phase, sizeof p->phase - 1) != 0) {
+            snprintf(p->phase, sizeof p->phase, "%s", phase);
+            p->phase_t0 = now;
+        }
+        p->last_frac = frac;
+        return g_interrupted != 0;
+    }
     if (strncmp(phase, p->phase, sizeof p->phase - 1) != 0) {
         close_phase(p, now);
         snprintf(p->phase, sizeof p->phase, "%s", phase);
@@ -159,6 +170,10 @@ int cli_progress_update(cli_progress *p, const char *phase, double done, double 
 
 int cli_progress_cb(const char *phase, double fraction, void *user_data) {
     return cli_progress_update((cli_progress *)user_data, phase, fraction, 0);
+}
+
+int cli_progress_fraction_cb(double fraction, void *user_data) {
+    return cli_progress_update((cli_progress *)user_data, NULL, fraction, 0);
 }
 
 void cli_progress_end(cli_progress *p, ag_status st) {

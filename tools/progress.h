@@ -43,21 +43,26 @@ typedef struct cli_progress {
     int drawn;            /* a bar is on the current line */
     int width;            /* terminal columns */
     int installed;        /* our SIGINT handler is installed */
+    double t_begin;       /* monotonic seconds at begin */
+    double delay;         /* show nothing until this many seconds have passed (short jobs stay silent) */
     struct sigaction old_int;
 } cli_progress;
 
 /* Start reporting on stderr. quiet = 1: report nothing (SIGINT still cancels). The mode is
- * BAR when stderr is a terminal (and TERM is not "dumb"), LINES otherwise. */
+ * BAR when stderr is a terminal (and TERM is not "dumb"), LINES otherwise. Work that ends
+ * within 0.3 s (bar) or 1 s (lines) prints nothing. */
 void cli_progress_begin(cli_progress *p, const char *task, int quiet);
-/* The same with an explicit stream and mode (tests). */
+/* The same with an explicit stream and mode, and no initial delay (tests). */
 void cli_progress_begin_on(cli_progress *p, const char *task, FILE *out, cli_progress_mode mode);
 
 /* Report `done` of `total` (total <= 0: done is a fraction in [0, 1]) in `phase` (NULL: the
  * task). Returns nonzero once SIGINT was received (the caller should stop). */
 int cli_progress_update(cli_progress *p, const char *phase, double done, double total);
 
-/* The library callback shape (ag_graph_options.progress): `user_data` is a cli_progress. */
+/* The library callback shapes, `user_data` being a cli_progress:
+ * ag_graph_options.progress (phase, fraction) and ag_attribute_options.progress (fraction). */
 int cli_progress_cb(const char *phase, double fraction, void *user_data);
+int cli_progress_fraction_cb(double fraction, void *user_data);
 
 /* Finish: ends the bar line, prints "cancelled" for AG_ERR_CANCELLED, restores SIGINT. */
 void cli_progress_end(cli_progress *p, ag_status st);

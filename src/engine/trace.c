@@ -20,7 +20,7 @@ ag_status agi_check_tokens(const ag_model *m, const int32_t *tokens, size_t n, c
     if (n == 0) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "n_tokens is 0 (a prompt needs at least one token)");
     if (!tokens) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "tokens is NULL");
     if (n > (size_t)m->cfg.seq_len)
-        return agi_error(AG_ERR_INVALID_ARGUMENT, func, "%zu tokens exceed the model's context of %d (seq_len)", n, m->cfg.seq_len);
+        return agi_error(AG_ERR_INVALID_ARGUMENT, func, "n_tokens = %zu exceeds the model's context of %d tokens (seq_len)", n, m->cfg.seq_len);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
             return agi_error(AG_ERR_INVALID_ARGUMENT, func, "tokens[%zu] = %d is outside the vocabulary [0, %d)", i, tokens[i], m->cfg.vocab_size);

@@ -152,3 +152,16 @@ ag_status agi_html_write_path(const char *path, const char *graph_json, size_t l
 ag_status ag_viewer_write_html(const char *path, const char *graph_json, size_t len, const char *title) {
     return agi_html_write_path(path, graph_json, len, title, "ag_viewer_write_html");
 }
+
+ag_status ag_graph_write_html(const ag_graph *graph, const char *path, const ag_export_options *opts) {
+    const char *func = "ag_graph_write_html";
+    if (!graph) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "graph is NULL");
+    if (!path || !*path) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "path is NULL or empty");
+    char *json = NULL;
+    size_t len = 0;
+    ag_status st = ag_graph_json(graph, opts, &json, &len);
+    if (st != AG_OK) return st;
+    st = agi_html_write_path(path, json, len, NULL, func);
+    ag_free(json);
+    return st;
+}

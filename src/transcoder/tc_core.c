@@ -91,6 +91,10 @@ typedef struct fidx {
 /* (value desc, index asc): a strict total order, so TopK is deterministic under ties */
 static int fidx_before(const fidx *a, const fidx *b) { return a->v > b->v || (a->v == b->v && a->i < b->i); }
 
+static void relu_copy(float *restrict a, const float *restrict pre, size_t N) {
+    for (size_t q = 0; q < N; q++) a[q] = pre[q] > 0.0f ? pre[q] : 0.0f;
+}
+
 void agi_tc_activate(const ag_transcoder *tc, int l, const float *pre, int n, float *a) {
     int F = tc->F;
     const float *th = tc->layers[l].threshold;
@@ -148,8 +152,10 @@ void agi_tc_activate(const ag_transcoder *tc, int l, const float *pre, int n, fl
             float v = pre[q];
             a[q] = v > th[q % (size_t)F] ? v : 0.0f;
         }
+    } else if (a == pre) {
+        for (size_t q = 0; q < N; q++) a[q] = a[q] > 0.0f ? a[q] : 0.0f;
     } else {
-        for (size_t q = 0; q < N; q++) a[q] = pre[q] > 0.0f ? pre[q] : 0.0f;
+        relu_copy(a, pre, N);
     }
 }
 

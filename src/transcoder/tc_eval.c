@@ -232,8 +232,264 @@ ag_status ag_transcoder_evaluate(const ag_transcoder *tc, const ag_model *m, con
     return st;
 }
 
-/* ---- labels (stub replaced below) */
+/* ---- feature labels ---------------------------------------------------------------------------
+ * For every feature: the top_contexts highest activations on the text (a min-heap per feature),
+ * its density, and the top_tokens output tokens of its decoder direction through the
+ * unembedding, logits = W_cls · (g_final ⊙ Σ_o W_dec[i, o, :]). The label (the graph's clerp)
+ * reads  "ctx …big red [ball] → ball, toy"  (the top context, the activating token in brackets,
+ * then the top output tokens). Everything goes into labels.json beside the transcoders. */
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+typedef struct example {
+    float act;
+    int32_t seq, pos;
+} example;
+
+/* min-heap by act (ties: later seq/pos first out, so earlier examples win) */
+static int ex_less(const example *a, const example *b) {
+    return a->act < b->act || (a->act == b->act && (a->seq > b->seq || (a->seq == b->seq && a->pos > b->pos)));
+}
+static void heap_push(example *h, int *n, int cap, example e) {
+    if (*n < cap) {
+        int c = (*n)++;
+        while (c > 0) {
+            int p = (c - 1) / 2;
+            if (!ex_less(&e, &h[p])) break;
+            h[c] = h[p];
+            c = p;
+        }
+        h[c] = e;
+        return;
+    }
+    if (!ex_less(&h[0], &e)) return;
+    int c = 0;
+    for (;;) {
+        int l = 2 * c + 1, r = l + 1, m = c;
+        const example *best = &e;
+        if (l < cap && ex_less(&h[l], best)) best = &h[l], m = l;
+        if (r < cap && ex_less(&h[r], best)) best = &h[r], m = r;
+        if (m == c) break;
+        h[c] = h[m];
+        c = m;
+    }
+    h[c] = e;
+}
+static int ex_cmp_desc(const void *a, const void *b) {
+    const example *x = a, *y = b;
+    return ex_less(y, x) ? -1 : ex_less(x, y) ? 1 : 0;
+}
+
+/* Append the decoded text of tokens [p0, p1] of window s to buf, the token at `mark` in [ ]. */
+static void context_text(const ag_model *m, const agi_tc_corpus *c, int s, int p0, int p1, int mark, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = '\0';
+    const int32_t *tk = c->tok + (size_t)s * c->ctx;
+    for (int p = p0; p <= p1 && n + 1 < cap; p++) {
+        char piece[64];
+        size_t len = 0;
+        if (ag_token_decode(m, p > 0 ? tk[p - 1] : -1, tk[p], piece, sizeof piece, &len) != AG_OK) snprintf(piece, sizeof piece, "<%d>", (int)tk[p]);
+        for (char *q = piece; *q; q++)
+            if (*q == '\n' || *q == '\r' || *q == '\t') *q = ' ';
+        int w = snprintf(buf + n, cap - n, p == mark ? "[%s]" : "%s", piece);
+        if (w < 0) break;
+        n += (size_t)w;
+        if (n >= cap) {
+            n = cap - 1;
+            break;
+        }
+    }
+}
+
+static void token_text(const ag_model *m, int32_t t, char *buf, size_t cap) {
+    size_t len = 0;
+    if (ag_token_decode(m, -1, t, buf, cap, &len) != AG_OK) snprintf(buf, cap, "<%d>", (int)t);
+    for (char *q = buf; *q; q++)
+        if (*q == '\n' || *q == '\r' || *q == '\t') *q = ' ';
+}
+
+typedef struct lidx {
+    float v;
+    int i;
+} lidx;
+static int lidx_cmp(const void *a, const void *b) {
+    const lidx *x = a, *y = b;
+    return x->v > y->v ? -1 : x->v < y->v ? 1 : x->i - y->i;
+}
+
 ag_status ag_transcoder_label(ag_transcoder *tc, const ag_model *m, const ag_transcoder_eval_options *opts) {
-    (void)tc; (void)m; (void)opts;
-    return agi_error(AG_ERR_UNSUPPORTED, "ag_transcoder_label", "not yet");
+    static const char *const fn = "ag_transcoder_label";
+    if (!tc || !m) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !tc ? "tc" : "model");
+    ag_transcoder_eval_options o;
+    ag_transcoder_eval_options_init(&o, sizeof o);
+    ag_status st = agi_options_copy(&o, sizeof o, opts, fn, "opts");
+    if (st != AG_OK) return st;
+    st = check_fit(tc, m, fn);
+    if (st != AG_OK) return st;
+    if (!m->tok) return agi_error(AG_ERR_STATE, fn, "labels need a tokenizer attached to the model");
+    if (o.top_contexts < 1 || o.top_tokens < 1) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "top_contexts and top_tokens must be >= 1");
+    const agi_config *c = &m->cfg;
+    int L = tc->L, D = tc->D, F = tc->F, V = c->vocab_size, K = o.top_contexts, KT = o.top_tokens < V ? o.top_tokens : V;
+    agi_tc_corpus corpus;
+    if (report(&o, "corpus", 0, 1)) return agi_error(AG_ERR_CANCELLED, fn, "cancelled by the progress callback");
+    st = agi_tc_corpus_make(&corpus, m, o.corpus_path, o.n_tokens, o.context, o.temperature, o.seed, fn);
+    if (st != AG_OK) return st;
+    int T = corpus.ctx;
+    int B = (int)((32u << 20) / ((size_t)L * c->n_heads * (size_t)T * T * 4 + 1));
+    if (B < 1) B = 1;
+    if (B > 16) B = 16;
+    if (B > corpus.n_seq) B = corpus.n_seq;
+    int N = B * T;
+    size_t LF = (size_t)L * F;
+    agi_acts a;
+    st = agi_acts_alloc(&a, c, B, T, T, 0, fn);
+    float *al = agi_malloc(sizeof(float) * (size_t)N * F, fn);
+    example *heap = agi_malloc(sizeof(example) * LF * (size_t)K, fn);
+    int *hn = agi_calloc(LF, sizeof(int), fn);
+    int64_t *cnt = agi_calloc(LF, sizeof(int64_t), fn);
+    float *dirs = agi_malloc(sizeof(float) * (size_t)F * D, fn);
+    float *lg = agi_malloc(sizeof(float) * (size_t)F * V, fn);
+    lidx *li = agi_malloc(sizeof(lidx) * (size_t)V, fn);
+    if (st == AG_OK && (!al || !heap || !hn || !cnt || !dirs || !lg || !li)) st = AG_ERR_OUT_OF_MEMORY;
+    int64_t n_tok = 0;
+    for (int s0 = 0; st == AG_OK && s0 < corpus.n_seq; s0 += B) {
+        int nb = corpus.n_seq - s0 < B ? corpus.n_seq - s0 : B;
+        agi_tc_forward_windows(m, &a, &corpus, s0, nb);
+        for (int b = 0; b < nb; b++) n_tok += corpus.len[s0 + b] - 1;
+        for (int l = 0; l < L; l++) {
+            agi_tc_encode(tc, l, agi_tc_input(tc, &a, l), N, NULL, al);
+            for (int b = 0; b < nb; b++)
+                for (int p = 1; p < corpus.len[s0 + b]; p++) {
+                    const float *ar = al + ((size_t)b * T + p) * F;
+                    for (int i = 0; i < F; i++) {
+                        if (!(ar[i] > 0.0f)) continue;
+                        size_t q = (size_t)l * F + i;
+                        cnt[q]++;
+                        heap_push(heap + q * K, &hn[q], K, (example){ar[i], s0 + b, p});
+                    }
+                }
+        }
+        if (report(&o, "label", s0 + nb, corpus.n_seq)) st = agi_error(AG_ERR_CANCELLED, fn, "cancelled by the progress callback");
+    }
+    cJSON *root = st == AG_OK ? cJSON_CreateObject() : NULL;
+    cJSON *feats = NULL;
+    char **text = st == AG_OK ? agi_calloc(LF, sizeof(char *), fn) : NULL;
+    double *dens = st == AG_OK ? agi_calloc(LF, sizeof(double), fn) : NULL;
+    if (st == AG_OK && (!root || !text || !dens)) st = AG_ERR_OUT_OF_MEMORY;
+    if (st == AG_OK) {
+        cJSON_AddStringToObject(root, "format", "attrgraph-transcoder-labels");
+        cJSON_AddNumberToObject(root, "version", 1);
+        cJSON_AddNumberToObject(root, "n_layers", L);
+        cJSON_AddNumberToObject(root, "n_features", F);
+        cJSON_AddNumberToObject(root, "n_tokens", (double)n_tok);
+        cJSON_AddStringToObject(root, "model", m->name ? m->name : "");
+        feats = cJSON_AddArrayToObject(root, "features");
+        if (!feats) st = AG_ERR_OUT_OF_MEMORY;
+    }
+    for (int l = 0; l < L && st == AG_OK; l++) {
+        int no = agi_tc_n_out(tc, l);
+        const float *Wd = tc->layers[l].W_dec;
+        for (int i = 0; i < F; i++)
+            for (int d = 0; d < D; d++) {
+                float sacc = 0.0f;
+                for (int q = 0; q < no; q++) sacc += Wd[((size_t)i * no + q) * D + d];
+                dirs[(size_t)i * D + d] = sacc * m->w.rms_final[d];
+            }
+        agi_linear(lg, dirs, m->w.wcls, F, D, V, 0.0f); /* lg[F][V] = dirs · W_cls^T */
+        for (int i = 0; i < F && st == AG_OK; i++) {
+            size_t q = (size_t)l * F + i;
+            for (int v = 0; v < V; v++) li[v] = (lidx){lg[(size_t)i * V + v], v};
+            qsort(li, (size_t)V, sizeof *li, lidx_cmp); /* V is small for the test models; fine */
+            example *h = heap + q * K;
+            qsort(h, (size_t)hn[q], sizeof *h, ex_cmp_desc);
+            dens[q] = n_tok ? (double)cnt[q] / (double)n_tok : 0.0;
+            cJSON *f = cJSON_CreateObject();
+            cJSON *tt = cJSON_CreateArray(), *tl = cJSON_CreateArray(), *exs = cJSON_CreateArray();
+            if (!f || !tt || !tl || !exs) {
+                cJSON_Delete(f);
+                cJSON_Delete(tt);
+                cJSON_Delete(tl);
+                cJSON_Delete(exs);
+                st = AG_ERR_OUT_OF_MEMORY;
+                break;
+            }
+            char toks[256] = "";
+            size_t tn = 0;
+            for (int k = 0; k < KT; k++) {
+                char piece[64];
+                token_text(m, li[k].i, piece, sizeof piece);
+                cJSON_AddItemToArray(tt, cJSON_CreateString(piece));
+                cJSON_AddItemToArray(tl, cJSON_CreateNumber(li[k].v));
+                if (k < 3) {
+                    int w = snprintf(toks + tn, sizeof toks - tn, "%s%s", k ? "," : "", piece);
+                    if (w > 0 && tn + (size_t)w < sizeof toks) tn += (size_t)w;
+                }
+            }
+            char ctx0[160] = "";
+            for (int e = 0; e < hn[q]; e++) {
+                char ctx[512];
+                int sq = h[e].seq, p = h[e].pos, len = corpus.len[sq];
+                context_text(m, &corpus, sq, p - 12 > 1 ? p - 12 : 1, p + 3 < len - 1 ? p + 3 : len - 1, p, ctx, sizeof ctx);
+                if (e == 0) context_text(m, &corpus, sq, p - 5 > 1 ? p - 5 : 1, p, p, ctx0, sizeof ctx0);
+                cJSON *ex = cJSON_CreateObject();
+                if (ex) {
+                    cJSON_AddStringToObject(ex, "text", ctx);
+                    cJSON_AddNumberToObject(ex, "activation", h[e].act);
+                    cJSON_AddItemToArray(exs, ex);
+                }
+            }
+            char lab[512];
+            if (hn[q]) snprintf(lab, sizeof lab, "%s \xe2\x86\x92%s", ctx0, toks);
+            else snprintf(lab, sizeof lab, "(inactive) \xe2\x86\x92%s", toks);
+            text[q] = agi_malloc(strlen(lab) + 1, fn);
+            if (!text[q]) {
+                cJSON_Delete(f);
+                cJSON_Delete(tt);
+                cJSON_Delete(tl);
+                cJSON_Delete(exs);
+                st = AG_ERR_OUT_OF_MEMORY;
+                break;
+            }
+            strcpy(text[q], lab);
+            cJSON_AddNumberToObject(f, "layer", l);
+            cJSON_AddNumberToObject(f, "index", i);
+            cJSON_AddStringToObject(f, "label", lab);
+            cJSON_AddNumberToObject(f, "density", dens[q]);
+            cJSON_AddItemToObject(f, "top_tokens", tt);
+            cJSON_AddItemToObject(f, "top_logits", tl);
+            cJSON_AddItemToObject(f, "examples", exs);
+            cJSON_AddItemToArray(feats, f);
+        }
+    }
+    char *json = st == AG_OK ? cJSON_PrintUnformatted(root) : NULL;
+    if (st == AG_OK && !json) st = agi_error(AG_ERR_OUT_OF_MEMORY, fn, "out of memory printing labels.json");
+    cJSON_Delete(root);
+    if (st == AG_OK) {
+        if (tc->labels.text)
+            for (size_t q = 0; q < LF; q++) free(tc->labels.text[q]);
+        free(tc->labels.text);
+        free(tc->labels.density);
+        free(tc->labels.json);
+        tc->labels.text = text;
+        tc->labels.density = dens;
+        tc->labels.json = json;
+        text = NULL;
+        dens = NULL;
+        agi_clear_error();
+    }
+    if (text)
+        for (size_t q = 0; q < LF; q++) free(text[q]);
+    free(text);
+    free(dens);
+    agi_acts_free(&a);
+    agi_tc_corpus_free(&corpus);
+    free(al);
+    free(heap);
+    free(hn);
+    free(cnt);
+    free(dirs);
+    free(lg);
+    free(li);
+    return st;
 }

@@ -96,6 +96,9 @@ typedef struct trainer {
     float *since;       /* [L][F] steps since each feature fired */
     const float **aptr; /* [L] */
     double *mu;         /* [D] */
+    double *asum;       /* [F] */
+    float *fsum, *cn;   /* [F] */
+    uint8_t *fired;     /* [L][F] fired in the last batch */
 } trainer;
 
 static void trainer_free(trainer *t) {
@@ -117,6 +120,10 @@ static void trainer_free(trainer *t) {
     free(t->since);
     free(t->aptr);
     free(t->mu);
+    free(t->asum);
+    free(t->fsum);
+    free(t->cn);
+    free(t->fired);
 }
 
 static void add_tensor(agi_layout *lay, const char *name, int l, size_t *off, size_t count) {
@@ -189,7 +196,11 @@ static ag_status trainer_init(trainer *t, const ag_transcoder *tc, int n, const 
     t->since = agi_calloc((size_t)L * F, sizeof(float), func);
     t->aptr = agi_calloc((size_t)L, sizeof(float *), func);
     t->mu = agi_calloc((size_t)D, sizeof(double), func);
-    if (!t->aptr || !t->mu) return AG_ERR_OUT_OF_MEMORY;
+    t->asum = agi_calloc((size_t)F, sizeof(double), func);
+    t->fsum = agi_calloc((size_t)F, sizeof(float), func);
+    t->cn = agi_calloc((size_t)F, sizeof(float), func);
+    t->fired = agi_calloc((size_t)L * F, 1, func);
+    if (!t->aptr || !t->mu || !t->asum || !t->fsum || !t->cn || !t->fired) return AG_ERR_OUT_OF_MEMORY;
     if (!t->x || !t->y || !t->yh || !t->pre || !t->a || !t->da || !t->dnorm || !t->rowsse || !t->since) return AG_ERR_OUT_OF_MEMORY;
     return AG_OK;
 }
@@ -305,27 +316,38 @@ static void forward_backward(trainer *t, float lambda, step_stats *ss) {
         }
         const float *nr = t->dnorm + (size_t)s * F;
         int w = no * D;
+        /* per-feature activation sums (sparsity term, its W_dec gradient, firing) */
+        double *asum = t->asum;
+        float *fsum = t->fsum;
+        for (int i = 0; i < F; i++) fsum[i] = 0.0f;
+        for (int r = 0; r < n; r++) {
+            const float *ar = as + (size_t)r * F;
+            for (int i = 0; i < F; i++) fsum[i] += ar[i];
+        }
+        uint8_t *fired = t->fired + (size_t)s * F;
+        for (int i = 0; i < F; i++) {
+            asum[i] = fsum[i];
+            fired[i] = fsum[i] > 0.0f;
+            sp += asum[i] * nr[i];
+        }
+        /* dpre = (da + λ‖d_i‖/n) · [a > 0] (branch-free so it vectorises) */
+        float *cn = t->cn;
+        for (int i = 0; i < F; i++) cn[i] = relu ? lambda * nr[i] / (float)n : 0.0f;
+        int64_t cnt = 0;
         for (int r = 0; r < n; r++) {
             const float *ar = as + (size_t)r * F;
             float *dr = t->da + (size_t)r * F;
             for (int i = 0; i < F; i++) {
-                if (ar[i] > 0.0f) {
-                    l0 += 1.0;
-                    if (relu) {
-                        sp += (double)ar[i] * nr[i];
-                        dr[i] += lambda * nr[i] / (float)n;
-                    }
-                } else {
-                    dr[i] = 0.0f; /* dpre = da · [a > 0] */
-                }
+                int on = ar[i] > 0.0f;
+                cnt += on;
+                dr[i] = on ? dr[i] + cn[i] : 0.0f;
             }
         }
+        l0 += (double)cnt;
         if (relu && lambda > 0.0f) { /* d/dW_dec of λ/n Σ_r a_ri ‖d_i‖ = λ/n (Σ_r a_ri) d_i/‖d_i‖ */
             for (int i = 0; i < F; i++) {
-                double asum = 0.0;
-                for (int r = 0; r < n; r++) asum += as[(size_t)r * F + i];
-                if (asum == 0.0 || nr[i] <= 0.0f) continue;
-                float c = (float)(lambda * asum / n) / nr[i];
+                if (asum[i] == 0.0 || nr[i] <= 0.0f) continue;
+                float c = (float)(lambda * asum[i] / n) / nr[i];
                 agi_axpy(w, c, ps->W_dec + (size_t)i * w, gs->W_dec + (size_t)i * w);
             }
         }
@@ -546,12 +568,9 @@ static ag_status train_core(ag_transcoder *tc, agi_tc_source_fn src, void *user,
         /* dead features */
         int n_dead = 0;
         for (int l = 0; l < L; l++) {
-            const float *a = t.a + (size_t)l * n * F;
+            const uint8_t *fired = t.fired + (size_t)l * F;
             float *since = t.since + (size_t)l * F;
-            for (int i = 0; i < F; i++) since[i] += 1.0f;
-            for (int q = 0; q < n; q++)
-                for (int i = 0; i < F; i++)
-                    if (a[(size_t)q * F + i] > 0.0f) since[i] = 0.0f;
+            for (int i = 0; i < F; i++) since[i] = fired[i] ? 0.0f : since[i] + 1.0f;
             for (int i = 0; i < F; i++) n_dead += since[i] >= (float)o->dead_steps;
         }
         if (o->resample_every > 0 && (step + 1) % o->resample_every == 0 &&

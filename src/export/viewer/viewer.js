@@ -74,7 +74,7 @@
   const S = {
     raw: null, meta: {}, nodes: [], byId: new Map(), tokens: [], nPos: 0,
     E: 0, src: null, dst: null, w: null, order: null, maxAbs: 0, minAbs: 0,
-    rows: [], cols: [], totalW: 0, totalH: 0,
+    rows: [], cols: [], cells: [], totalW: 0, totalH: 0, stretch: 1,
     nodeThreshold: 1, edgeMin: 0, linkType: 'both', clickedId: '', sgPos: '', origQ: {},
     pinned: [], pinnedSet: new Set(), supernodes: [], searchHits: new Set(), searchTokens: new Set(), searchList: [],
     vis: new Uint8Array(0), visNodes: [], visEdges: new Int32Array(0), nVisEdges: 0,
@@ -188,6 +188,20 @@
     if (n.kind === 'error') return 'err';
     return '#' + featureIndex(n);
   }
+  // Compact identity for lists: 'L3 #57 @4 "tok"', 'Err L3 @4 "tok"', 'Emb @4 "tok"', 'Logit "tok"'.
+  function nodeTag(n) {
+    const at = ' @' + n.pos + ' "' + showTok(S.tokens[n.pos]) + '"';
+    switch (n.kind) {
+      case 'embedding': return 'Emb' + at;
+      case 'logit': return 'Logit ' + (shortName(n) || n.id);
+      case 'error': return 'Err ' + layerName(n) + at;
+      default: return layerName(n) + ' #' + featureIndex(n) + at;
+    }
+  }
+  function listLabel(n) {
+    const c = n.raw.clerp;
+    return (typeof c === 'string' && c !== '' && n.kind !== 'logit' ? c + ' · ' : '') + nodeTag(n);
+  }
   function nodeWhere(n) { return layerName(n) + ' @' + n.pos + ' "' + showTok(S.tokens[n.pos]) + '"'; }
   function radiusOf(n) {
     if (n.kind === 'embedding') return 5;
@@ -243,13 +257,22 @@
       const n0 = c[0];
       subRows[n0.row] = Math.max(subRows[n0.row], Math.ceil(c.length / cols[n0.pos].per));
     }
+    for (let r = 0; r < nRows; r++) rows[r].h0 = Math.max(50, subRows[r] * SPACING + 24);
+    S.rows = rows; S.cols = cols; S.totalW = x; S.cells = Array.from(cells.values());
+    placeRows(1);
+  }
+
+  // Vertical placement. `stretch` >= 1 spreads the rows apart (fit() uses it so that a wide
+  // graph also fills the window's height); the nodes of a cell keep their spacing.
+  function placeRows(stretch) {
+    const rows = S.rows, cols = S.cols;
     let y = 0;
-    for (let r = nRows - 1; r >= 0; r--) {   // top row (logits) first in world y
-      rows[r].h = Math.max(50, subRows[r] * SPACING + 24);
+    for (let r = rows.length - 1; r >= 0; r--) {   // top row (logits) first in world y
+      rows[r].h = rows[r].h0 * stretch;
       rows[r].y = y;
       y += rows[r].h;
     }
-    for (const c of cells.values()) {
+    for (const c of S.cells) {
       const n0 = c[0];
       const col = cols[n0.pos], row = rows[n0.row];
       const nSub = Math.ceil(c.length / col.per);
@@ -261,7 +284,9 @@
         c[k].y = row.y + row.h / 2 + ((nSub - 1) / 2 - j) * SPACING;
       }
     }
-    S.rows = rows; S.cols = cols; S.totalW = x; S.totalH = y;
+    S.totalH = y;
+    S.stretch = stretch;
+    S.edgeVersion++;
   }
 
   function updateSearchText(n) {
@@ -284,12 +309,18 @@
       vis[n.i] = on ? 1 : 0;
       if (on) visNodes.push(n);
     }
-    let m = 0, h = 0;
+    let m = 0, h = 0, nThick = 0;
+    const thickAbs = S.maxAbs * Math.pow((1.05 - 0.35) / 3.65, 2);
     const ve = S.visEdges, o = S.order, src = S.src, dst = S.dst, w = S.w, min = S.edgeMin;
     for (let k = 0; k < o.length; k++) {
       const e = o[k];
-      if (vis[src[e]] && vis[dst[e]] && Math.abs(w[e]) >= min) { ve[m++] = e; h = (Math.imul(h, 31) + e) | 0; }
+      if (vis[src[e]] && vis[dst[e]] && Math.abs(w[e]) >= min) {
+        ve[m++] = e;
+        h = (Math.imul(h, 31) + e) | 0;
+        if (Math.abs(w[e]) > thickAbs) nThick++;
+      }
     }
+    S.nThick = nThick;
     S.visNodes = visNodes;
     if (m !== S.nVisEdges || h !== S.visHash) S.edgeVersion++;  // the link layer is redrawn
     S.nVisEdges = m;
@@ -358,7 +389,8 @@
     const end = Math.min(S.nVisEdges, L.next + budget);
     c.setTransform(1, 0, 0, 1, 0, 0);
     c.lineCap = 'butt';
-    c.globalAlpha = clamp(Math.sqrt(2500 / Math.max(1, S.nVisEdges)), 0.22, 0.8);
+    const thinAlpha = clamp(Math.sqrt(2500 / Math.max(1, S.nVisEdges)), 0.06, 0.8);
+    c.globalAlpha = thinAlpha;
     const thin = [[], []], thick = [];
     for (let q = L.next; q < end; q++) {
       const e = ve[q];
@@ -380,6 +412,7 @@
     }
     // thick links, weakest first so the strongest end on top, in short paths
     c.lineCap = 'round';
+    c.globalAlpha = clamp(Math.sqrt(2500 / Math.max(1, S.nThick)), 0.3, 0.85);
     for (let i = thick.length - 5; i >= 0;) {
       const e0 = thick[i];
       const neg = w[e0] < 0, px = Math.round(edgeWidth(w[e0], maxAbs) * L.dpr * 2) / 2;
@@ -615,6 +648,10 @@
     const W = canvas.clientWidth, H = canvas.clientHeight;
     if (!S.raw || W <= 0 || H <= 0) return;
     const aw = W - AXIS_LEFT - 16, ah = H - AXIS_BOTTOM - 16;
+    let h0 = 0;
+    for (const r of S.rows) h0 += r.h0;
+    const stretch = clamp((S.totalW * ah / aw) / Math.max(1, h0), 1, 3);
+    if (Math.abs(stretch - S.stretch) > 1e-9) placeRows(stretch);
     const k = clamp(Math.min(aw / Math.max(1, S.totalW), ah / Math.max(1, S.totalH)), 0.01, 6);
     S.view.k = k;
     S.view.x = AXIS_LEFT + 8 + (aw - S.totalW * k) / 2;
@@ -718,7 +755,7 @@
       bar.style.background = S.w[e] < 0 ? NEG_COLOR : POS_COLOR;
       row.appendChild(bar);
       row.appendChild(el('span', 'ag-w', fmt(S.w[e])));
-      const label = el('span', 'ag-nb', nodeName(nb) + ' · ' + nodeWhere(nb) + (S.vis[nb.i] ? '' : ' (hidden)'));
+      const label = el('span', 'ag-nb', listLabel(nb) + (S.vis[nb.i] ? '' : ' (hidden)'));
       row.title = nb.id;
       row.appendChild(label);
       const go = () => select(nb.id, { center: true });
@@ -816,7 +853,7 @@
       sw.style.background = inSn.has(id) ? SN_COLORS[inSn.get(id) % SN_COLORS.length] : KINDS[n.kind].color;
       sw.style.flex = '0 0 10px';
       row.appendChild(sw);
-      const name = el('span', null, nodeName(n) + ' · ' + nodeWhere(n));
+      const name = el('span', null, listLabel(n));
       name.title = id;
       name.addEventListener('click', () => select(id, { center: true }));
       row.appendChild(name);
@@ -871,7 +908,7 @@
       }
       S.searchList.sort((a, b) => (S.vis[b.i] - S.vis[a.i]) || ((a.infl === null ? 2 : a.infl) - (b.infl === null ? 2 : b.infl)) || (a.i - b.i));
       S.searchList.slice(0, 100).forEach((n, j) => {
-        const d = el('div', j === 0 ? 'ag-active' : null, nodeName(n) + ' · ' + nodeWhere(n) + (S.vis[n.i] ? '' : ' (hidden)'));
+        const d = el('div', j === 0 ? 'ag-active' : null, listLabel(n) + (S.vis[n.i] ? '' : ' (hidden)'));
         d.dataset.nodeId = n.id;
         d.addEventListener('mousedown', (ev) => { ev.preventDefault(); select(n.id, { center: true }); res.hidden = true; });
         res.appendChild(d);
