@@ -28,6 +28,16 @@
 #include "attrgraph.h"
 #include "bench_util.h"
 
+static double cpu_now(void) { /* process CPU seconds, every thread (OpenBLAS's included) */
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* GFLOP per CPU-second of the same sgemm: the peak per core-second, a fair yardstick when the
+ * machine is shared (wall-clock ratios then depend on what else runs). */
+static double g_peak_cpu = 0.0;
+
 static double sgemm_gflops(int n, int runs) {
     float *A = malloc(sizeof(float) * (size_t)n * n), *B = malloc(sizeof(float) * (size_t)n * n),
           *C = malloc(sizeof(float) * (size_t)n * n);
@@ -50,16 +60,6 @@ static double sgemm_gflops(int n, int runs) {
     free(t);
     return 2.0 * n * (double)n * n / med / 1e9;
 }
-
-static double cpu_now(void) { /* process CPU seconds, every thread (OpenBLAS's included) */
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* GFLOP per CPU-second of the same sgemm: the peak per core-second, a fair yardstick when the
- * machine is shared (wall-clock ratios then depend on what else runs). */
-static double g_peak_cpu = 0.0;
 
 static double peak_rss_mib(void) {
     struct rusage ru;

@@ -570,7 +570,10 @@ typedef struct ag_graph ag_graph;
 /** Unit bases (ag_graph_options.basis). */
 enum {
     AG_BASIS_NEURONS = 1,    /**< MLP neurons (exact: no reconstruction error) */
-    AG_BASIS_TRANSCODERS = 2 /**< transcoder features (not available yet: AG_ERR_UNSUPPORTED) */
+    AG_BASIS_TRANSCODERS = 2 /**< transcoder features (ag_graph_options.transcoders): feature
+                                  nodes, error nodes = MLP output − reconstruction, CLT features
+                                  writing to every later layer; biases are constants
+                                  (ag_graph_node_constant) */
 };
 
 /** Node kinds (ag_node_info.kind). */
@@ -604,8 +607,12 @@ typedef struct ag_graph_target {
 /** Options of ag_graph_build. Fill with ag_graph_options_init; fields only appended. */
 typedef struct ag_graph_options {
     size_t struct_size;
-    int32_t method;            /**< AG_METHOD_DECOMPOSITION (default; the only edge method
-                                    built so far: others give AG_ERR_UNSUPPORTED) */
+    int32_t method;            /**< edge method: AG_METHOD_DECOMPOSITION (default; exact
+                                    direct effects in the frozen model, rows sum to the
+                                    values) or AG_METHOD_GRADIENT (attribution patching: the
+                                    real model's Jacobian, MLP outputs still held fixed, so
+                                    first-order direct effects; neuron basis only; costs about
+                                    L/2 times more). AG_METHOD_IG: AG_ERR_UNSUPPORTED */
     int32_t basis;             /**< AG_BASIS_NEURONS (default) */
     int32_t max_feature_nodes; /**< units to expand (rows to compute) at most; default 7500;
                                     0 = every unit of every layer and position */
@@ -623,6 +630,9 @@ typedef struct ag_graph_options {
      *  thread. */
     int (*progress)(const char *phase, double done, void *user_data);
     void *user_data;
+    /** AG_BASIS_TRANSCODERS: the transcoder set (see TRANSCODERS below; copied what is needed,
+     *  not borrowed after the build). Default NULL. */
+    const struct ag_transcoder *transcoders;
 } ag_graph_options;
 
 /** Fill `opts` with defaults. Errors: AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION.
@@ -635,7 +645,9 @@ AG_API ag_status ag_graph_options_init(ag_graph_options *opts, size_t struct_siz
  *  Errors: AG_ERR_INVALID_ARGUMENT (NULL; a threshold outside [0,1]; logit_prob outside
  *  (0,1]; max_logits, batch_size or update_interval < 1; max_feature_nodes < 0; a target
  *  token outside the vocabulary; a missing direction; an unknown enum value; the message
- *  names the field), AG_ERR_UNSUPPORTED (another method or basis), AG_ERR_OUT_OF_MEMORY,
+ *  names the field; AG_BASIS_TRANSCODERS without opts->transcoders or with a set of another
+ *  shape), AG_ERR_UNSUPPORTED (AG_METHOD_IG; AG_METHOD_GRADIENT with transcoders),
+ *  AG_ERR_OUT_OF_MEMORY,
  *  AG_ERR_NUMERIC (a non-finite edge), AG_ERR_CANCELLED. *out is NULL on failure.
  *  Threads: reads the trace (its one-thread rule applies); OpenBLAS may use its threads. */
 AG_API ag_status ag_graph_build(ag_graph **out, const ag_trace *trace, const ag_graph_options *opts);
@@ -1323,7 +1335,8 @@ typedef struct ag_transcoder_train_options {
     int32_t skip;             /**< 1: learn a skip connection W_skip (default 0) */
     /* the corpus */
     const char *corpus_path;  /**< UTF-8 text; NULL (default): text sampled from the model */
-    int64_t corpus_tokens;    /**< tokens to sample (default 400000) */
+    int64_t corpus_tokens;    /**< tokens to sample, or to read at most from corpus_path (<= 0: the
+                                   whole file) (default 400000) */
     float temperature;        /**< sampling temperature (default 1) */
     int32_t context;          /**< window length in tokens, BOS first (default 128) */
     int32_t skip_bos;         /**< 1 (default): the BOS position is not a training example */

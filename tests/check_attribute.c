@@ -601,9 +601,8 @@ START_TEST(test_quadrature_rules) {
         for (int i = 0; i < n; i++)
                 ck_assert_msg(fabs(x[i] - xi[i]) < 1e-14 && fabs(w[i] - wi[i]) < 1e-14, "rule n=%d node %d: %.17g %.17g vs %.17g %.17g", n, i, x[i], w[i], xi[i], wi[i]);
     }
-    for (int n = 2; n < 3000; n += 37) { /* exact sum for many sizes */
-        ck_assert_int_eq(agi_quad_rule(AG_QUAD_TRAPEZOID, n, x[0] == 0 ? x : x, w, "test") == AG_OK || n > 512, 1);
-        if (n > 512) break;
+    for (int n = 2; n <= 512; n++) { /* the sum is exactly 1 for every size */
+        ck_assert_int_eq(agi_quad_rule(AG_QUAD_TRAPEZOID, n, x, w, "test"), AG_OK);
         double sum = 0;
         for (int i = 0; i < n; i++) sum += w[i];
         ck_assert_msg(sum == 1.0, "trapezoid-%d: %.17g", n, sum);

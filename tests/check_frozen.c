@@ -217,18 +217,36 @@ static void add_hook(void *user, nl_site site, int layer, int T, int width, doub
 
 /* The change of every row target of g when `add` is added at (site, layer, pos) of the
  * oracle's fully frozen model, against the column of source node `src`. */
-static void check_column(const ag_graph *g, const nl_model *nm, const nl_cache *clean, const int *tok, int T, size_t src,
-                         perturb *pt, const char *what) {
+/* With eps = 0: one run with `add` (the model is linear). Otherwise the central difference
+ * (f(+eps add) - f(-eps add)) / 2 eps (the gradient method's first-order edges). */
+static void check_column_ex(const ag_graph *g, const nl_model *nm, const nl_cache *clean, const int *tok, int T, size_t src,
+                            perturb *pt, const char *what, unsigned freeze, double eps, double tol) {
     const nl_config *c = &nm->c;
     int V = c->vocab_size, Hd = c->hidden_dim;
-    nl_cache *pc = nl_cache_new(nm, T);
+    nl_cache *pc = nl_cache_new(nm, T), *mc = NULL;
     nl_forward_opts o;
     memset(&o, 0, sizeof o);
     o.hook = add_hook;
     o.user = pt;
     o.frozen = clean;
-    o.freeze = NL_FREEZE_DIRECT;
-    ck_assert_int_eq(nl_forward_ex(nm, tok, T, &o, NULL, pc), 0);
+    o.freeze = freeze;
+    double *scaled = NULL;
+    const double *orig = pt->add;
+    if (eps > 0.0) { /* pc = f(+eps), mc = f(-eps); below, "clean" is replaced by mc */
+        int D = nm->c.dim;
+        scaled = malloc(sizeof(double) * (size_t)D);
+        for (int d = 0; d < D; d++) scaled[d] = eps * orig[d];
+        pt->add = scaled;
+        ck_assert_int_eq(nl_forward_ex(nm, tok, T, &o, NULL, pc), 0);
+        for (int d = 0; d < D; d++) scaled[d] = -eps * orig[d];
+        mc = nl_cache_new(nm, T);
+        ck_assert_int_eq(nl_forward_ex(nm, tok, T, &o, NULL, mc), 0);
+        pt->add = orig;
+        clean = mc;
+    } else {
+        ck_assert_int_eq(nl_forward_ex(nm, tok, T, &o, NULL, pc), 0);
+    }
+    double inv = eps > 0.0 ? 1.0 / (2.0 * eps) : 1.0;
     /* the column */
     size_t n = 0;
     ag_graph_node_edges(g, src, AG_EDGES_OUT, 0, NULL, 0, &n);
@@ -246,27 +264,40 @@ static void check_column(const ag_graph *g, const nl_model *nm, const nl_cache *
         double d;
         if (ni.kind == AG_NODE_UNIT) {
             size_t q = ((size_t)ni.layer * T + ni.position) * Hd + ni.index;
-            d = pc->neurons[q] - clean->neurons[q];
+            d = (pc->neurons[q] - clean->neurons[q]) * inv;
         } else { /* logit: demeaned, last position, by the node's token */
             ck_assert_int_ge(ni.token, 0);
             const double *l1 = pc->logits + (size_t)(T - 1) * V, *l0 = clean->logits + (size_t)(T - 1) * V;
             double m1 = 0.0, m0 = 0.0;
             for (int v = 0; v < V; v++) m1 += l1[v], m0 += l0[v];
-            d = (l1[ni.token] - m1 / V) - (l0[ni.token] - m0 / V);
+            d = ((l1[ni.token] - m1 / V) - (l0[ni.token] - m0 / V)) * inv;
         }
         got[i] = d;
         mx = fmax(mx, fmax(fabs(d), fabs(want[i])));
     }
     for (size_t i = 0; i < N; i++) err = fmax(err, fabs(got[i] - want[i]));
     ck_assert_msg(mx > 0.0, "%s: the perturbation changed nothing", what);
-    ck_assert_msg(err <= 1e-4 * mx, "%s: perturbation vs column: max error %.3g of %.3g", what, err, mx);
+    ck_assert_msg(err <= tol * mx, "%s: perturbation vs column: max error %.3g of %.3g", what, err, mx);
     free(want);
     free(got);
     free(col);
+    free(scaled);
     nl_cache_free(pc);
+    nl_cache_free(mc);
 }
 
-static void identity2_model(const char *file, int T) {
+static void check_column(const ag_graph *g, const nl_model *nm, const nl_cache *clean, const int *tok, int T, size_t src,
+                         perturb *pt, const char *what) {
+    check_column_ex(g, nm, clean, tok, T, src, pt, what, NL_FREEZE_DIRECT, 0.0, 1e-4);
+}
+
+static void check(const ag_graph *g, const nl_model *nm, const nl_cache *clean, const int *tok, int T, size_t src,
+                  perturb *pt, const char *what, int method) {
+    if (method == AG_METHOD_GRADIENT) check_column_ex(g, nm, clean, tok, T, src, pt, what, NL_FREEZE_MLP_OUT, 1e-3, 2e-3);
+    else check_column_ex(g, nm, clean, tok, T, src, pt, what, NL_FREEZE_DIRECT, 0.0, 1e-4);
+}
+
+static void columns_model(const char *file, int T, int method) {
     fixture fx;
     fx_open(&fx, file, T);
     nl_model *nm = nl_load_bin(ag_test_fixture(file));
@@ -275,7 +306,13 @@ static void identity2_model(const char *file, int T) {
     for (int i = 0; i < T; i++) tok[i] = fx.tok[i];
     nl_cache *clean = nl_cache_new(nm, T);
     ck_assert_int_eq(nl_forward(nm, tok, T, NULL, clean), 0);
-    ag_graph *g = build(&fx, 40, 8);
+    ag_graph_options go;
+    AG_GRAPH_OPTIONS_INIT(go);
+    go.max_feature_nodes = 40;
+    go.batch_size = 8;
+    go.method = method;
+    ag_graph *g = NULL;
+    ck_assert_msg(ag_graph_build(&g, fx.tr, &go) == AG_OK, "%s", ag_last_error());
     ag_graph_info gi;
     gi.struct_size = sizeof gi;
     ag_graph_get_info(g, &gi);
@@ -286,6 +323,7 @@ static void identity2_model(const char *file, int T) {
     int checked_units = 0, checked_errors = 0;
     size_t N = ag_graph_n_nodes(g);
     int max_checks = ag_test_under_valgrind() ? 1 : 4;
+    (void)check_column;
     for (size_t i = 0; i < N; i++) {
         ag_node_info ni;
         ni.struct_size = sizeof ni;
@@ -297,7 +335,7 @@ static void identity2_model(const char *file, int T) {
                          nm->w2[(size_t)ni.layer * D * Hd + (size_t)d * Hd + ni.index];
             pt = (perturb){NL_SITE_MLP_OUT, ni.layer, ni.position, D, add};
             snprintf(what, sizeof what, "%s unit %s", file, ni.id);
-            check_column(g, nm, clean, tok, T, i, &pt, what);
+            check(g, nm, clean, tok, T, i, &pt, what, method);
             checked_units++;
         } else if (ni.kind == AG_NODE_ERROR && checked_errors < max_checks && ni.layer < L - 1 && ni.position >= T / 2) {
             /* add the error vector: the units of (l, p) that are not nodes */
@@ -312,13 +350,13 @@ static void identity2_model(const char *file, int T) {
             }
             pt = (perturb){NL_SITE_MLP_OUT, ni.layer, ni.position, D, add};
             snprintf(what, sizeof what, "%s error %s", file, ni.id);
-            check_column(g, nm, clean, tok, T, i, &pt, what);
+            check(g, nm, clean, tok, T, i, &pt, what, method);
             checked_errors++;
         } else if (ni.kind == AG_NODE_EMBEDDING && (ni.position == 0 || ni.position == T - 2)) {
             for (int d = 0; d < D; d++) add[d] = nm->emb[(size_t)ni.token * D + d];
             pt = (perturb){NL_SITE_RESID, 0, ni.position, D, add};
             snprintf(what, sizeof what, "%s embedding %s", file, ni.id);
-            check_column(g, nm, clean, tok, T, i, &pt, what);
+            check(g, nm, clean, tok, T, i, &pt, what, method);
         }
     }
     ck_assert_int_gt(checked_units, 0);
@@ -330,9 +368,15 @@ static void identity2_model(const char *file, int T) {
     fx_close(&fx);
 }
 
-START_TEST(test_identity2_stories) { identity2_model("models/stories260K.bin", 7); }
+START_TEST(test_identity2_stories) { columns_model("models/stories260K.bin", 7, AG_METHOD_DECOMPOSITION); }
 END_TEST
-START_TEST(test_identity2_xs) { identity2_model("models/llama2xs_model.bin", 7); }
+START_TEST(test_identity2_xs) { columns_model("models/llama2xs_model.bin", 7, AG_METHOD_DECOMPOSITION); }
+END_TEST
+/* The gradient method: real-model Jacobian with the MLP outputs held fixed, against central
+ * differences of the oracle with only the MLP outputs frozen. */
+START_TEST(test_gradient_edges_stories) { columns_model("models/stories260K.bin", 6, AG_METHOD_GRADIENT); }
+END_TEST
+START_TEST(test_gradient_edges_xs) { columns_model("models/llama2xs_model.bin", 6, AG_METHOD_GRADIENT); }
 END_TEST
 
 /* ---- batch invariance and lazy expansion ------------------------------------------------------------- */
@@ -558,6 +602,8 @@ int main(void) {
     tcase_add_test(tc, test_identity1_xs);
     tcase_add_test(tc, test_identity2_stories);
     tcase_add_test(tc, test_identity2_xs);
+    tcase_add_test(tc, test_gradient_edges_stories);
+    tcase_add_test(tc, test_gradient_edges_xs);
     tcase_add_test(tc, test_batch_invariance);
     tcase_add_test(tc, test_expand_node);
     tcase_add_test(tc, test_attribute_decomposition);

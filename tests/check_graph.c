@@ -200,11 +200,11 @@ START_TEST(test_bad_options) {
     o.method = AG_METHOD_PATH;
     expect_bad(fx.tr, &o, AG_ERR_INVALID_ARGUMENT, "method");
     AG_GRAPH_OPTIONS_INIT(o);
-    o.method = AG_METHOD_GRADIENT;
+    o.method = AG_METHOD_IG;
     expect_bad(fx.tr, &o, AG_ERR_UNSUPPORTED, "method");
     AG_GRAPH_OPTIONS_INIT(o);
-    o.basis = AG_BASIS_TRANSCODERS;
-    expect_bad(fx.tr, &o, AG_ERR_UNSUPPORTED, "TRANSCODERS");
+    o.basis = AG_BASIS_TRANSCODERS; /* without a transcoder set */
+    expect_bad(fx.tr, &o, AG_ERR_INVALID_ARGUMENT, "transcoders");
     AG_GRAPH_OPTIONS_INIT(o);
     o.basis = 77;
     expect_bad(fx.tr, &o, AG_ERR_INVALID_ARGUMENT, "basis");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "progress.h"
@@ -180,6 +181,49 @@ START_TEST(test_ignored_sigint_stays_ignored) {
 }
 END_TEST
 
+#ifdef AG_CLI_PATH
+/* The CLI end to end: Ctrl-C during `attrgraph graph` stops the build cleanly (exit status
+ * 130, "cancelled", no output file), through the library's progress callback. */
+START_TEST(test_cli_graph_ctrl_c) {
+    if (getenv("AG_UNDER_VALGRIND")) return; /* too slow there; the library side is check_graph's */
+    char out[512];
+    snprintf(out, sizeof out, "%s/check_progress_cancel.json", AG_BINARY_DIR);
+    remove(out);
+    int errpipe[2];
+    ck_assert_int_eq(pipe(errpipe), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(errpipe[1], 2);
+        close(errpipe[0]);
+        signal(SIGINT, SIG_DFL);
+        execl(AG_CLI_PATH, "attrgraph", "graph", "-m", AG_SHARED_DIR "/models/stories260K.bin", "-z",
+              AG_SHARED_DIR "/models/tok512.bin", "-p",
+              "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+              "One day, she saw a big dog with a red ball. The dog wanted to play with",
+              "-o", out, (char *)NULL);
+        _exit(127);
+    }
+    close(errpipe[1]);
+    struct timespec wait = {1, 500000000L}; /* model loaded, the build running */
+    nanosleep(&wait, NULL);
+    kill(pid, SIGINT);
+    char buf[8192];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(errpipe[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    buf[n] = '\0';
+    close(errpipe[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d, stderr: %s", status, buf);
+    ck_assert_msg(strstr(buf, "attrgraph graph: cancelled") != NULL, "stderr: %s", buf);
+    ck_assert_int_ne(access(out, F_OK), 0);
+}
+END_TEST
+#endif
+
 static Suite *progress_suite(void) {
     Suite *s = suite_create("progress");
     TCase *tc = tcase_create("cli");
@@ -190,6 +234,9 @@ static Suite *progress_suite(void) {
     tcase_add_test(tc, test_sigint_cancels_then_restores);
     tcase_add_test(tc, test_second_sigint_terminates);
     tcase_add_test(tc, test_ignored_sigint_stays_ignored);
+#ifdef AG_CLI_PATH
+    tcase_add_test(tc, test_cli_graph_ctrl_c);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }

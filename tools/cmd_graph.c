@@ -73,6 +73,13 @@ static int run_graph(cli_args *a) {
         }
     }
     if (!rc) rc = cli_check_unused(a, cmd);
+    ag_transcoder *tcs = NULL; /* --basis transcoders --transcoders DIR (issue #6) */
+    if (!rc && go.basis == AG_BASIS_TRANSCODERS) {
+        ag_status st = transcoders ? ag_transcoder_load(&tcs, transcoders, m, NULL) : AG_ERR_INVALID_ARGUMENT;
+        if (!transcoders) rc = cli_fail(cmd, "--basis transcoders needs --transcoders DIR");
+        else if (st != AG_OK) rc = cli_fail_status(cmd, st);
+        go.transcoders = tcs;
+    }
     if (!rc) {
         ag_status st = ag_trace_create(&t, m, toks, n, NULL);
         if (st != AG_OK) rc = cli_fail_status(cmd, st);
@@ -113,6 +120,7 @@ static int run_graph(cli_args *a) {
                 gi.completeness_score_units_only, gi.seconds_total);
     }
     ag_graph_free(g);
+    ag_transcoder_free(tcs);
     ag_trace_free(t);
     free(tg);
     free(tids);
@@ -124,7 +132,7 @@ static int run_graph(cli_args *a) {
 const cli_command cli_cmd_graph = {
     "graph", "build, prune and export an attribution graph (viewer JSON, DOT)",
     "usage: attrgraph graph -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS) -o G.json [--dot G.dot] [--html G.html]\n"
-    "                       [--method decomposition] [--basis neurons]\n"
+    "                       [--method decomposition] [--basis neurons | --basis transcoders --transcoders DIR]\n"
     "                       [--max-feature-nodes N] [--max-logits K] [--logit-prob P]\n"
     "                       [--node-threshold X] [--edge-threshold Y] [--targets ID,ID,...]\n"
     "                       [--batch-size B] [--slug NAME] [--unpruned] [--no-timings] [-q]\n\n"
@@ -135,9 +143,13 @@ const cli_command cli_cmd_graph = {
     "effect of its source on its target in the frozen local replacement model, so a target's\n"
     "incoming links sum to its value. At most --max-feature-nodes (default 7500; 0 = all)\n"
     "neurons are expanded, greedily by influence; the rest fold into their error node.\n"
+    "--method gradient gives attribution-patching edges instead (the real model's Jacobian,\n"
+    "MLP outputs still held fixed: first-order direct effects, which do not sum exactly).\n""With --basis transcoders the units are the features of a transcoder set (attrgraph transcoder\n"
+    "train), error nodes carry MLP output minus reconstruction, and feature labels become clerps.\n"
     "The graph is pruned (--node-threshold 0.8, --edge-threshold 0.98; --unpruned writes\n"
     "everything) and written as the attribution-graph viewer JSON (-o) and Graphviz DOT\n"
-    "(--dot, layers as ranks, blue = positive, red = negative). Output is deterministic;\n"
+    "(--dot, layers as ranks, blue = positive, red = negative), or as a self-contained\n"
+    "interactive viewer page (--html). Output is deterministic;\n"
     "--no-timings also leaves the build's timings out so two runs give the same bytes.\n"
     "--html writes the interactive viewer: one self-contained HTML file (no network, opens\n"
     "from file://) with the same JSON embedded.\n"

@@ -60,6 +60,7 @@ static void json_node(agi_strbuf *b, const ag_graph *g, int64_t i) {
         ftype = g->basis->id == AG_BASIS_NEURONS ? "mlp neuron" : "cross layer transcoder";
         ctx = g->unit_p[i];
         activation = g->unit_act[i];
+        if (g->basis->label) clerp = g->basis->label(g->basis, (int)l, (int)x); /* transcoder feature labels */
     } else if (kind == AG_NODE_ERROR) {
         int l = (int)((i - g->n_units) / g->T);
         ctx = (int)((i - g->n_units) % g->T);
@@ -136,7 +137,7 @@ static ag_status make_json(const ag_graph *g, const ag_export_options *o, agi_st
     agi_sb_json_num(b, g->node_threshold);
     agi_sb_puts(b, ",\"edge_threshold\":");
     agi_sb_json_num(b, g->edge_threshold);
-    agi_sb_puts(b, "},\"attrgraph\":{\"method\":\"decomposition\",\"basis\":");
+    agi_sb_printf(b, "},\"attrgraph\":{\"method\":\"%s\",\"basis\":", g->method == AG_METHOD_GRADIENT ? "gradient" : "decomposition");
     agi_sb_json_str(b, g->basis->name);
     agi_sb_puts(b, ",\"replacement_score\":");
     agi_sb_json_num17(b, g->replacement);

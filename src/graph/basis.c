@@ -32,8 +32,14 @@ static const float *neurons_recon_error(const agi_basis *b, const ag_trace *tr, 
     return NULL;
 }
 
-static const agi_basis NEURONS = {"neurons", AG_BASIS_NEURONS, neurons_decoder, neurons_acts, neurons_read_dir,
-                                  neurons_recon_error};
+static const agi_basis NEURONS = {
+    .name = "neurons",
+    .id = AG_BASIS_NEURONS,
+    .decoder = neurons_decoder,
+    .acts = neurons_acts,
+    .read_dir = neurons_read_dir,
+    .recon_error = neurons_recon_error,
+};
 
 const agi_basis *agi_basis_get(int32_t id) {
     if (id == AG_BASIS_NEURONS) return &NEURONS;

@@ -153,6 +153,9 @@ typedef struct batch_ctx {
     rowvec *rows;      /* [B] rows of the batch (exact pass) */
     int nonfinite;
     double flops;
+    /* issue #6: constants' contributions per row; scratch of cross-layer written vectors */
+    double *cst;       /* [Bmax] */
+    float *vscr;       /* [max units per (layer, position)][D] */
 } batch_ctx;
 
 static double dot_d(const float *a, const float *b, int n) {
@@ -168,28 +171,46 @@ static int rank_cb(void *user, int l, const float *gr, int n_act, int Tp) {
     const agi_config *c = &tr->model->cfg;
     int D = c->dim, Hd = bc->g->n_per_pos;
     if (l >= 0) {
-        int ld;
-        const float *dec = bc->basis->decoder(bc->basis, tr, l, &ld);
-        const float *act = bc->basis->acts(bc->basis, tr, l);
-        /* Y[n_act*Tp][Hd] = g[n_act*Tp][D] · dec[D][Hd] */
-        agi_gemm(0, 0, n_act * Tp, Hd, D, 1.0f, gr, D, dec, ld, 0.0f, bc->Y, Hd);
-        bc->flops += 2.0 * n_act * Tp * (double)D * Hd;
-        for (int b = 0; b < n_act; b++) {
-            int P = bc->t_pos[b];
-            uint16_t *base = bc->absbuf + bc->off[b] + (size_t)l * (P + 1) * Hd;
-            double sum = 0.0;
-            for (int p = 0; p <= P; p++) {
-                const float *y = bc->Y + ((size_t)b * Tp + p) * Hd;
-                const float *a = act + (size_t)p * Hd;
-                uint16_t *o = base + (size_t)p * Hd;
-                for (int i = 0; i < Hd; i++) {
-                    float v = fabsf(y[i] * a[i]);
-                    if (!isfinite(v)) bc->nonfinite = 1, v = 0.0f;
-                    sum += v;
-                    o[i] = to_bf16(v);
+        /* units of layer s write into this MLP output l (s = l; a cross-layer basis: every
+         * s <= l within reach); a cross-layer unit's estimate sums |edge| over its output
+         * layers (an upper bound, good enough to rank) */
+        int cross = bc->basis->cross_layer;
+        for (int s = cross ? 0 : l; s <= l; s++) {
+            int o = l - s;
+            if (o >= agi_basis_n_out(bc->basis, s)) continue;
+            int ld;
+            const float *dec = o == 0 ? bc->basis->decoder(bc->basis, tr, s, &ld) : bc->basis->cross_decoder(bc->basis, tr, s, o, &ld);
+            const float *act = bc->basis->acts(bc->basis, tr, s);
+            /* Y[n_act*Tp][Hd] = g[n_act*Tp][D] · dec[D][Hd] */
+            agi_gemm(0, 0, n_act * Tp, Hd, D, 1.0f, gr, D, dec, ld, 0.0f, bc->Y, Hd);
+            bc->flops += 2.0 * n_act * Tp * (double)D * Hd;
+            for (int b = 0; b < n_act; b++) {
+                int P = bc->t_pos[b];
+                uint16_t *base = bc->absbuf + bc->off[b] + (size_t)s * (P + 1) * Hd;
+                double sum = 0.0;
+                for (int p = 0; p <= P; p++) {
+                    const float *y = bc->Y + ((size_t)b * Tp + p) * Hd;
+                    const float *a = act + (size_t)p * Hd;
+                    uint16_t *ob = base + (size_t)p * Hd;
+                    float ps = 0.0f;
+                    if (cross) {
+                        for (int i = 0; i < Hd; i++) {
+                            float v = fabsf(y[i] * a[i]);
+                            ps += v;
+                            ob[i] = to_bf16(from_bf16(ob[i]) + v);
+                        }
+                    } else { /* branch-free, so that it vectorises */
+                        for (int i = 0; i < Hd; i++) {
+                            float v = fabsf(y[i] * a[i]);
+                            ps += v;
+                            ob[i] = to_bf16(v);
+                        }
+                    }
+                    sum += ps;
                 }
+                if (!isfinite(sum)) bc->nonfinite = 1; /* a NaN or infinity anywhere in the row */
+                bc->rowabs[b] += sum;
             }
-            bc->rowabs[b] += sum;
         }
     } else {
         const float *E = tr->model->w.token_embedding;
@@ -255,6 +276,36 @@ static int exact_cb(void *user, int l, const float *gr, int n_act, int Tp) {
                     if (rowvec_push(&bc->rows[b], node, w)) return agi_error(AG_ERR_OUT_OF_MEMORY, bc->func, "cannot grow an edge row");
                 }
             }
+            const float *cv = bc->basis->constant ? bc->basis->constant(bc->basis, tr, l, p) : NULL;
+            if (cv)
+                for (int b = 0; b < n_act; b++)
+                    if (bc->t_pos[b] >= p) bc->cst[b] += dot_d(gr + ((size_t)b * Tp + p) * D, cv, D);
+        }
+        /* cross-layer units of lower layers s that write into this MLP output l too */
+        for (int s = 0; bc->basis->cross_layer && s < l; s++) {
+            int o = l - s, ld;
+            if (o >= agi_basis_n_out(bc->basis, s)) continue;
+            const float *cd = bc->basis->cross_decoder(bc->basis, tr, s, o, &ld);
+            for (int p = 0; p < Tp; p++) {
+                int64_t u0 = g->lp_start[(size_t)s * T + p], u1 = g->lp_start[(size_t)s * T + p + 1];
+                int k = (int)(u1 - u0);
+                if (k == 0) continue;
+                for (int j = 0; j < k; j++) { /* written vectors act · decoder column */
+                    float a = g->unit_act[u0 + j], *v = bc->vscr + (size_t)j * D;
+                    for (int d = 0; d < D; d++) v[d] = a * cd[(size_t)d * ld + g->unit_i[u0 + j]];
+                }
+                agi_gemm(0, 1, n_act, k, D, 1.0f, gr + (size_t)p * D, Tp * D, bc->vscr, D, 0.0f, bc->Y, k);
+                bc->flops += 2.0 * n_act * (double)D * k;
+                for (int b = 0; b < n_act; b++) {
+                    if (bc->t_pos[b] < p) continue;
+                    for (int j = 0; j < k; j++) {
+                        float w = bc->Y[(size_t)b * k + j];
+                        if (w == 0.0f) continue;
+                        if (!isfinite(w)) bc->nonfinite = 1;
+                        if (rowvec_push(&bc->rows[b], (int32_t)(u0 + j), w)) return agi_error(AG_ERR_OUT_OF_MEMORY, bc->func, "cannot grow an edge row");
+                    }
+                }
+            }
         }
     } else {
         const float *E = tr->model->w.token_embedding;
@@ -288,6 +339,17 @@ static void batch_setup(batch_ctx *bc, tgt *t, int B) {
     }
 }
 
+/* The batch's reverse pass: the frozen VJP (decomposition) or the real model's (gradient). */
+static ag_status run_vjp(agi_frozen_ws *ws, batch_ctx *bc, int B, agi_frozen_cb cb) {
+    if (bc->g->method != AG_METHOD_GRADIENT) return agi_frozen_vjp(ws, bc->tr, B, bc->t_layer, bc->t_pos, bc->dirs, cb, bc);
+    int *idx = agi_malloc(sizeof(int) * (size_t)B, bc->func);
+    if (!idx) return AG_ERR_OUT_OF_MEMORY;
+    for (int b = 0; b < B; b++) idx[b] = bc->t[b].idx;
+    ag_status st = agi_gradient_vjp(bc->g, bc->tr, B, bc->t_layer, bc->t_pos, idx, cb, bc, &bc->flops, bc->func);
+    free(idx);
+    return st;
+}
+
 static int report(const ag_graph_options *o, const char *phase, double done) {
     return o->progress ? o->progress(phase, done < 0 ? 0 : done > 1 ? 1 : done, o->user_data) : 0;
 }
@@ -299,7 +361,7 @@ static ag_status rank_units(ag_graph *g, batch_ctx *bc, agi_frozen_ws *ws, const
                             int64_t budget, int64_t *sel, int64_t *n_sel, const char *func) {
     int L = g->L, T = g->T, Hd = g->n_per_pos, Bmax = bc->B;
     int64_t n_cand = g->n_candidates;
-    double *score = agi_calloc((size_t)n_cand, sizeof(double), func);
+    float *score = agi_calloc((size_t)n_cand, sizeof(float), func);
     uint8_t *expanded = agi_calloc((size_t)n_cand, 1, func);
     scored *cand = agi_malloc(sizeof(scored) * (size_t)n_cand, func);
     tgt *round = agi_malloc(sizeof(tgt) * (size_t)((int64_t)o->update_interval * Bmax > g->n_logits ? (int64_t)o->update_interval * Bmax : g->n_logits), func);
@@ -352,23 +414,24 @@ static ag_status rank_units(ag_graph *g, batch_ctx *bc, agi_frozen_ws *ws, const
                 bc->absbuf = nb;
                 bc->absbuf_cap = need;
             }
-            st = agi_frozen_vjp(ws, bc->tr, B, bc->t_layer, bc->t_pos, bc->dirs, rank_cb, bc);
+            if (bc->basis->cross_layer) memset(bc->absbuf, 0, need * sizeof(uint16_t)); /* rank_cb accumulates */
+            st = run_vjp(ws, bc, B, rank_cb);
             if (st != AG_OK) goto out;
             if (bc->nonfinite) {
                 st = agi_error(AG_ERR_NUMERIC, func, "a non-finite edge appeared while ranking units");
                 goto out;
             }
             g->rows_computed += B;
+            /* push c_t |A[t, .]| / sum |A[t, .]| into the scores (expanded units are never chosen
+             * again, so their scores may grow harmlessly; branch-free so that it vectorises) */
             for (int b = 0; b < B; b++) {
-                double s = t[b].c / (bc->rowabs[b] > 1e-10 ? bc->rowabs[b] : 1e-10);
+                float s = (float)(t[b].c / (bc->rowabs[b] > 1e-10 ? bc->rowabs[b] : 1e-10));
                 int P = t[b].pos;
                 for (int l = 0; l < t[b].layer; l++)
                     for (int p = 0; p <= P; p++) {
                         const uint16_t *a = bc->absbuf + bc->off[b] + ((size_t)l * (P + 1) + p) * Hd;
-                        double *sc = score + ((size_t)l * T + p) * Hd;
-                        const uint8_t *ex = expanded + ((size_t)l * T + p) * Hd;
-                        for (int i = 0; i < Hd; i++)
-                            if (a[i] && !ex[i]) sc[i] += s * from_bf16(a[i]);
+                        float *sc = score + ((size_t)l * T + p) * Hd;
+                        for (int i = 0; i < Hd; i++) sc[i] += s * from_bf16(a[i]);
                     }
             }
             if (report(o, "rank", (double)ns / (double)budget)) {
@@ -398,6 +461,20 @@ static int cmp_edge(const void *a, const void *b) {
     return (x->col > y->col) - (x->col < y->col);
 }
 
+/* A cross-layer unit reaches a target through several MLP outputs: one edge, the sum (the
+ * row is sorted by source; a no-op for the other bases). */
+static void merge_same_source(rowvec *r) {
+    int64_t w = 0;
+    for (int64_t k = 0; k < r->n; k++) {
+        if (w > 0 && r->e[w - 1].col == r->e[k].col) r->e[w - 1].w += r->e[k].w;
+        else r->e[w++] = r->e[k];
+    }
+    int64_t z = 0; /* sums that cancel exactly are dropped like other exact zeros */
+    for (int64_t k = 0; k < w; k++)
+        if (r->e[k].w != 0.0f) r->e[z++] = r->e[k];
+    r->n = z;
+}
+
 ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_options *o, const char *func) {
     const agi_config *c = &tr->model->cfg;
     int L = g->L, T = g->T, D = g->D, Hd = g->n_per_pos;
@@ -405,7 +482,16 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
     double t0 = now_s();
     ag_status st = AG_OK;
     int Bmax = o->batch_size;
-    int64_t budget = o->max_feature_nodes == 0 || o->max_feature_nodes >= g->n_candidates ? g->n_candidates : o->max_feature_nodes;
+    /* units that can be nodes: all, or (sparse bases) those with a nonzero activation */
+    int64_t n_live = g->n_candidates;
+    if (basis->sparse) {
+        n_live = 0;
+        for (int l = 0; l < L; l++) {
+            const float *a = basis->acts(basis, tr, l);
+            for (size_t q = 0; q < (size_t)T * Hd; q++) n_live += a[q] != 0.0f;
+        }
+    }
+    int64_t budget = o->max_feature_nodes == 0 || o->max_feature_nodes >= n_live ? n_live : o->max_feature_nodes;
     int64_t total_rows = g->n_logits + budget;
     if (Bmax > total_rows) Bmax = (int)total_rows;
     if (Bmax < 1) Bmax = 1;
@@ -434,17 +520,18 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
     bc.rowabs = agi_malloc(sizeof(double) * (size_t)Bmax, func);
     bc.Y_floats = (size_t)Bmax * T * (size_t)(Hd > D ? Hd : D);
     bc.Y = agi_malloc(sizeof(float) * bc.Y_floats, func);
+    bc.cst = agi_calloc((size_t)Bmax, sizeof(double), func);
     sel = agi_malloc(sizeof(int64_t) * (size_t)(budget > 0 ? budget : 1), func);
-    if (!bc.t_layer || !bc.t_pos || !bc.dirs || !bc.off || !bc.rowabs || !bc.Y || !sel) {
+    if (!bc.t_layer || !bc.t_pos || !bc.dirs || !bc.off || !bc.rowabs || !bc.Y || !bc.cst || !sel) {
         st = AG_ERR_OUT_OF_MEMORY;
         goto out;
     }
 
     /* 1. the unit nodes */
     int64_t n_sel = 0;
-    if (budget == g->n_candidates) {
-        for (int64_t u = 0; u < budget; u++) sel[u] = u;
-        n_sel = budget;
+    if (budget == n_live) {
+        for (int64_t u = 0; u < g->n_candidates; u++)
+            if (!basis->sparse || basis->acts(basis, tr, (int)(u / ((int64_t)T * Hd)))[u % ((int64_t)T * Hd)] != 0.0f) sel[n_sel++] = u;
     } else {
         st = rank_units(g, &bc, &ws, o, budget, sel, &n_sel, func);
         if (st != AG_OK) goto out;
@@ -524,8 +611,51 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
             g->has_err[(size_t)l * T + p] = 1;
         }
     }
+    /* a cross-layer basis: the units that are not nodes write into later MLP outputs too */
+    for (int s = 0; basis->cross_layer && s < L - 1 && st == AG_OK; s++) {
+        const float *act = basis->acts(basis, tr, s);
+        memcpy(masked, act, sizeof(float) * (size_t)T * Hd);
+        for (int64_t k = g->lp_start[(size_t)s * T]; k < g->lp_start[(size_t)(s + 1) * T]; k++)
+            masked[(size_t)g->unit_p[k] * Hd + g->unit_i[k]] = 0.0f;
+        float *xe = agi_malloc(sizeof(float) * (size_t)T * D, func);
+        if (!xe) {
+            st = AG_ERR_OUT_OF_MEMORY;
+            break;
+        }
+        for (int o = 1; o < agi_basis_n_out(basis, s); o++) {
+            int ld;
+            const float *cd = basis->cross_decoder(basis, tr, s, o, &ld);
+            agi_gemm(0, 1, T, D, Hd, 1.0f, masked, Hd, cd, ld, 0.0f, xe, D);
+            for (int p = 0; p < T; p++) {
+                const float *mr = masked + (size_t)p * Hd;
+                int nz = 0;
+                for (int i = 0; i < Hd && !nz; i++) nz = mr[i] != 0.0f;
+                if (!nz) continue;
+                float *e = g->err + ((size_t)(s + o) * T + p) * D;
+                for (int d = 0; d < D; d++) e[d] += xe[(size_t)p * D + d];
+                g->has_err[(size_t)(s + o) * T + p] = 1;
+            }
+        }
+        free(xe);
+    }
+    if (st != AG_OK) goto out;
     free(masked);
     masked = NULL;
+    if (basis->cross_layer) { /* scratch for the written vectors of one (layer, position) */
+        int64_t maxk = 1;
+        for (size_t q = 0; q < (size_t)L * T; q++)
+            if (g->lp_start[q + 1] - g->lp_start[q] > maxk) maxk = g->lp_start[q + 1] - g->lp_start[q];
+        bc.vscr = agi_malloc(sizeof(float) * (size_t)maxk * D, func);
+        if (!bc.vscr || (size_t)maxk * Bmax > bc.Y_floats) {
+            free(bc.Y);
+            bc.Y_floats = (size_t)maxk * Bmax > bc.Y_floats ? (size_t)maxk * Bmax : bc.Y_floats;
+            bc.Y = agi_malloc(sizeof(float) * bc.Y_floats, func);
+        }
+        if (!bc.vscr || !bc.Y) {
+            st = AG_ERR_OUT_OF_MEMORY;
+            goto out;
+        }
+    }
 
     /* 3. the exact rows: logits and unit nodes */
     n_rows = g->n_logits + g->n_units;
@@ -533,7 +663,8 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
     rows = agi_calloc((size_t)Bmax, sizeof(rowvec), func);
     g->row_ptr = agi_calloc((size_t)g->n_nodes + 1, sizeof(int64_t), func);
     g->value = agi_malloc(sizeof(double) * (size_t)g->n_nodes, func);
-    if (!rows_t || !rows || !g->row_ptr || !g->value) {
+    g->constant = agi_calloc((size_t)g->n_nodes, sizeof(double), func);
+    if (!rows_t || !rows || !g->row_ptr || !g->value || !g->constant) {
         st = AG_ERR_OUT_OF_MEMORY;
         goto out;
     }
@@ -544,7 +675,7 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
     }
     for (int64_t k = 0; k < g->n_units; k++) {
         rows_t[g->n_logits + k] = (tgt){g->unit_l[k], g->unit_p[k], g->unit_i[k], k, 0.0};
-        g->value[k] = g->unit_act[k];
+        g->value[k] = basis->target_value ? basis->target_value(basis, tr, g->unit_l[k], g->unit_p[k], g->unit_i[k]) : g->unit_act[k];
     }
     qsort(rows_t, (size_t)n_rows, sizeof *rows_t, cmp_tgt_pos);
     /* every row's edges, kept per batch then appended to the CSR arrays in node order at the end */
@@ -558,8 +689,8 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
         int B = (int)(n_rows - r0 < Bmax ? n_rows - r0 : Bmax);
         tgt *t = rows_t + r0;
         batch_setup(&bc, t, B);
-        for (int b = 0; b < B; b++) rows[b].n = 0;
-        st = agi_frozen_vjp(&ws, tr, B, bc.t_layer, bc.t_pos, bc.dirs, exact_cb, &bc);
+        for (int b = 0; b < B; b++) rows[b].n = 0, bc.cst[b] = 0.0;
+        st = run_vjp(&ws, &bc, B, exact_cb);
         if (st != AG_OK) break;
         if (bc.nonfinite) {
             st = agi_error(AG_ERR_NUMERIC, func, "a non-finite edge appeared");
@@ -569,6 +700,8 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
         for (int b = 0; b < B; b++) {
             int64_t node = t[b].node;
             qsort(rows[b].e, (size_t)rows[b].n, sizeof(edge_pair), cmp_edge);
+            merge_same_source(&rows[b]);
+            g->constant[node] = bc.cst[b];
             edge_pair *copy = agi_malloc(sizeof(edge_pair) * (size_t)(rows[b].n ? rows[b].n : 1), func);
             if (!copy) {
                 st = AG_ERR_OUT_OF_MEMORY;
@@ -618,6 +751,8 @@ out:
     free(bc.rowabs);
     free(bc.Y);
     free(bc.absbuf);
+    free(bc.cst);
+    free(bc.vscr);
     agi_frozen_ws_free(&ws);
     (void)c;
     return st;
@@ -648,14 +783,21 @@ ag_status agi_graph_expand_row(const ag_graph *g, int l, int p, int i, int32_t *
     bc.Y_floats = (size_t)g->T * (size_t)(g->n_per_pos > g->D ? g->n_per_pos : g->D);
     bc.Y = agi_malloc(sizeof(float) * bc.Y_floats, func);
     bc.rows = &row;
-    if (!bc.dirs || !bc.Y) {
+    double cst = 0.0;
+    bc.cst = &cst;
+    if (g->basis->cross_layer) bc.vscr = agi_malloc(sizeof(float) * (size_t)g->n_per_pos * (size_t)g->D, func);
+    if (!bc.dirs || !bc.Y || (g->basis->cross_layer && !bc.vscr)) {
         st = AG_ERR_OUT_OF_MEMORY;
     } else {
         bc.t = &t;
         bc.B = 1;
         g->basis->read_dir(g->basis, tr, l, p, i, bc.dirs);
-        st = agi_frozen_vjp(&ws, tr, 1, &tl, &tp, bc.dirs, exact_cb, &bc);
+        st = run_vjp(&ws, &bc, 1, exact_cb);
         if (st == AG_OK && bc.nonfinite) st = agi_error(AG_ERR_NUMERIC, func, "a non-finite edge appeared");
+        if (st == AG_OK && g->basis->cross_layer) {
+            qsort(row.e, (size_t)row.n, sizeof(edge_pair), cmp_edge);
+            merge_same_source(&row);
+        }
     }
     if (st == AG_OK) {
         *cols = agi_malloc(sizeof(int32_t) * (size_t)(row.n ? row.n : 1), func);
@@ -672,12 +814,15 @@ ag_status agi_graph_expand_row(const ag_graph *g, int l, int p, int i, int32_t *
                 (*ws_out)[k] = row.e[k].w;
             }
             *n_out = row.n;
-            if (value) *value = g->basis->acts(g->basis, tr, l)[(size_t)p * g->n_per_pos + i];
+            if (value)
+                *value = g->basis->target_value ? g->basis->target_value(g->basis, tr, l, p, i)
+                                                : g->basis->acts(g->basis, tr, l)[(size_t)p * g->n_per_pos + i];
         }
     }
     free(row.e);
     free(bc.dirs);
     free(bc.Y);
+    free(bc.vscr);
     agi_frozen_ws_free(&ws);
     return st;
 }

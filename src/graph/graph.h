@@ -34,9 +34,28 @@ typedef struct agi_basis {
     void (*read_dir)(const struct agi_basis *b, const ag_trace *tr, int l, int p, int i, float *d);
     /* Reconstruction error of (l, p) beyond the units (width D), or NULL when exactly zero. */
     const float *(*recon_error)(const struct agi_basis *b, const ag_trace *tr, int l, int p);
+    /* ---- optional (zero / NULL for the neuron basis; transcoders, issue #6) ---- */
+    int32_t n_units;     /* units per (layer, position); 0: hidden_dim */
+    int32_t sparse;      /* 1: only units with a nonzero activation can be nodes */
+    int32_t cross_layer; /* 1: units of layer l write into MLP outputs l .. l + n_out(l) - 1 */
+    int (*n_out)(const struct agi_basis *b, int l);
+    /* Decoder of layer-l units into MLP output l + o (o >= 1), laid out as decoder(). */
+    const float *(*cross_decoder)(const struct agi_basis *b, const ag_trace *tr, int l, int o, int *ld);
+    /* A target unit's value (default: its activation). */
+    double (*target_value)(const struct agi_basis *b, const ag_trace *tr, int l, int p, int i);
+    /* A constant vector written into MLP output (l, p) (biases, skip terms), or NULL: no node;
+     * its contribution to each target is kept as the target's constant (ag_graph_node_constant). */
+    const float *(*constant)(const struct agi_basis *b, const ag_trace *tr, int l, int p);
+    /* Label of unit i of layer l ("" when none), owned by the basis. */
+    const char *(*label)(const struct agi_basis *b, int l, int i);
+    /* Frees a per-graph instance (NULL for the static bases). */
+    void (*release)(struct agi_basis *b);
 } agi_basis;
 
 const agi_basis *agi_basis_get(int32_t id);
+/* A transcoder basis for one trace (basis_transcoder.c); freed by its release function. */
+ag_status agi_basis_transcoder_create(agi_basis **out, const ag_transcoder *tc, const ag_trace *tr, const char *func);
+static inline int agi_basis_n_out(const agi_basis *b, int l) { return b->n_out ? b->n_out(b, l) : 1; }
 
 /* ---- logit targets ------------------------------------------------------------------- */
 typedef struct agi_logit_target {
@@ -89,6 +108,7 @@ struct ag_graph {
     int32_t *col_row;      /* [nnz] its target node */
 
     double *value;         /* [n_nodes] row targets' values, NAN otherwise */
+    double *constant;      /* [n_nodes] contributions of the basis's constants to each row target */
     double *infl;          /* [n_nodes] I (unpruned) */
     double *cum;           /* [n_nodes] cumulative influence rank fraction */
     uint8_t *node_kept;    /* [n_nodes] */
@@ -125,6 +145,11 @@ double agi_find_threshold(const double *scores, int64_t n, double threshold, dou
 ag_status agi_graph_prune(ag_graph *g, const char *func);
 
 /* ---- building (build.c) --------------------------------------------------------------- */
+/* The `gradient` edge method's reverse pass (gradient_edges.c): the real model's Jacobian with
+ * every MLP output held fixed, same callback contract as agi_frozen_vjp (targets sorted by
+ * layer, highest first; t_idx: unit index, or logit number for layer-L targets). */
+ag_status agi_gradient_vjp(const ag_graph *g, const ag_trace *tr, int B, const int *t_layer, const int *t_pos,
+                           const int *t_idx, agi_frozen_cb cb, void *user, double *flops, const char *func);
 ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_options *o, const char *func);
 
 /* The exact incoming row of the unit (l, p, i) into caller arrays (src nodes, weights);

@@ -52,6 +52,8 @@ int64_t agi_g_find_unit(const ag_graph *g, int l, int p, int idx) {
 
 void ag_graph_free(ag_graph *g) {
     if (!g) return;
+    if (g->basis && g->basis->release) g->basis->release((agi_basis *)g->basis);
+    free(g->constant);
     free(g->model_name);
     free(g->tokens);
     if (g->pieces)
@@ -116,15 +118,21 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
     ag_graph_options_init(&o, sizeof o);
     ag_status st = agi_options_copy(&o, sizeof o, opts, fn, "opts");
     if (st != AG_OK) return st;
-    if (o.method != AG_METHOD_DECOMPOSITION) {
-        if (o.method == AG_METHOD_GRADIENT || o.method == AG_METHOD_IG)
-            return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->method = %d: graph edges by this method are not built yet (use AG_METHOD_DECOMPOSITION)", (int)o.method);
-        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->method = %d is not a graph edge method (AG_METHOD_DECOMPOSITION)", (int)o.method);
+    if (o.method != AG_METHOD_DECOMPOSITION && o.method != AG_METHOD_GRADIENT) {
+        if (o.method == AG_METHOD_IG)
+            return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->method = %d (ig): graph edges by integrated gradients are not built yet (use AG_METHOD_DECOMPOSITION or AG_METHOD_GRADIENT)", (int)o.method);
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->method = %d is not a graph edge method (AG_METHOD_DECOMPOSITION, AG_METHOD_GRADIENT)", (int)o.method);
     }
-    if (o.basis == AG_BASIS_TRANSCODERS)
-        return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->basis = AG_BASIS_TRANSCODERS is not available yet (use AG_BASIS_NEURONS)");
-    const agi_basis *basis = agi_basis_get(o.basis);
-    if (!basis) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->basis = %d is not an AG_BASIS_* value", (int)o.basis);
+    if (o.method == AG_METHOD_GRADIENT && o.basis != AG_BASIS_NEURONS)
+        return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->method = AG_METHOD_GRADIENT needs opts->basis = AG_BASIS_NEURONS");
+    const agi_basis *basis = NULL;
+    if (o.basis == AG_BASIS_TRANSCODERS) { /* a per-graph instance, made below (issue #6) */
+        if (!o.transcoders)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->transcoders is NULL (AG_BASIS_TRANSCODERS needs a transcoder set)");
+    } else {
+        basis = agi_basis_get(o.basis);
+        if (!basis) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->basis = %d is not an AG_BASIS_* value", (int)o.basis);
+    }
     if (!(o.node_threshold >= 0.0 && o.node_threshold <= 1.0))
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->node_threshold = %g must be in [0, 1]", o.node_threshold);
     if (!(o.edge_threshold >= 0.0 && o.edge_threshold <= 1.0))
@@ -146,8 +154,17 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "the trace's %d tokens exceed the model's context of %d", T, c->seq_len);
     double t0 = now_s();
 
+    agi_basis *own = NULL;
+    if (!basis) {
+        st = agi_basis_transcoder_create(&own, o.transcoders, tr, fn);
+        if (st != AG_OK) return st;
+        basis = own;
+    }
     ag_graph *g = agi_calloc(1, sizeof *g, fn);
-    if (!g) return AG_ERR_OUT_OF_MEMORY;
+    if (!g) {
+        if (own) own->release(own);
+        return AG_ERR_OUT_OF_MEMORY;
+    }
     g->trace = tr;
     g->basis = basis;
     g->method = o.method;
@@ -155,7 +172,7 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
     g->T = T;
     g->D = c->dim;
     g->V = c->vocab_size;
-    g->n_per_pos = c->hidden_dim;
+    g->n_per_pos = basis->n_units ? basis->n_units : c->hidden_dim;
     g->n_candidates = (int64_t)g->L * T * g->n_per_pos;
     g->node_threshold = o.node_threshold;
     g->edge_threshold = o.edge_threshold;
@@ -298,6 +315,7 @@ ag_status ag_graph_node_info(const ag_graph *g, size_t index, ag_node_info *out)
         d.position = g->unit_p[i];
         d.index = g->unit_i[i];
         d.activation = g->unit_act[i];
+        if (g->basis->label) d.label = g->basis->label(g->basis, d.layer, d.index);
         break;
     case AG_NODE_ERROR:
         d.layer = (int32_t)((i - g->n_units) / g->T);

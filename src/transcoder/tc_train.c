@@ -801,7 +801,7 @@ ag_status ag_transcoder_train(ag_transcoder **out, const ag_model *m, const ag_t
     s.skip_bos = o.skip_bos != 0;
     s.rng = o.seed * 0x2545F4914F6CDD1Dull + 17;
     if (report_phase(&o, "corpus", t0)) st = agi_error(AG_ERR_CANCELLED, fn, "cancelled by the progress callback");
-    if (st == AG_OK) st = agi_tc_corpus_make(&s.corpus, m, o.corpus_path, o.corpus_path ? o.corpus_tokens : o.corpus_tokens, o.context,
+    if (st == AG_OK) st = agi_tc_corpus_make(&s.corpus, m, o.corpus_path, o.corpus_tokens, o.context,
                                              o.temperature, o.seed, fn);
     if (st == AG_OK) {
         s.T = s.corpus.ctx;

@@ -396,6 +396,52 @@ async function foreignChecks(page, graph) {
   const tokText = await page.evaluate(() => document.getElementById('ag-prompt').textContent);
   check('the prompt with a newline token is shown', tokText.includes('↵'), tokText);
   await page.evaluate(() => window.agViewer.select(''));
+
+  // other tools' variations: integer layers (embeddings -1), "{layer}_error_{pos}" ids, other
+  // feature_type names, no jsNodeId/clerp/node_threshold, pinnedIds as a comma-joined string,
+  // a supernode naming a missing node, a link to a missing node, no influence on some nodes
+  const v = JSON.parse(JSON.stringify(graph));
+  delete v.metadata.node_threshold;
+  for (const n of v.nodes) {
+    delete n.jsNodeId; delete n.clerp;
+    if (n.feature_type === 'embedding') n.layer = -1;
+    else n.layer = Number(n.layer);
+    if (n.feature_type === 'mlp reconstruction error') {
+      const nid = `${n.layer}_error_${n.ctx_idx}`;
+      for (const l of v.links) { if (l.source === n.node_id) l.source = nid; if (l.target === n.node_id) l.target = nid; }
+      n.node_id = nid; n.feature_type = 'mlp_error';
+    } else if (n.feature_type === 'cross layer transcoder') n.feature_type = 'CLT';
+  }
+  v.nodes.filter((n) => n.feature_type === 'CLT').slice(0, 3).forEach((n) => { delete n.influence; });
+  v.qParams = { pinnedIds: v.nodes.filter((n) => n.feature_type === 'CLT').slice(3, 5).map((n) => n.node_id).join(',') + ',nope_1_2',
+    supernodes: [['sn', v.nodes[3].node_id, 'missing_9_9'], 'bad'], linkType: 'sideways', clickedId: 'nope' };
+  v.links.push({ source: 'ghost', target: v.nodes[0].node_id, weight: 1 });
+  await page.evaluate((t) => window.agViewer.load(t, 'variant.json'), JSON.stringify(v));
+  await settled(page);
+  const pins = new Set(v.qParams.pinnedIds.split(',').filter((id) => v.nodes.some((n) => n.node_id === id)));
+  const expV = expectedCounts(v, 1, 0, pins, '');
+  const cv = await counts(page);
+  check('a variant JSON (int layers, {layer}_error_{pos}, CLT/mlp_error, pins as a string) follows the rule',
+    cv.nodes === expV.nodes && cv.edges === expV.edges && cv.pinned === pins.size && cv.supernodes === 1 &&
+    cv.totalEdges === v.links.length - 1, JSON.stringify([cv, expV.nodes, expV.edges]));
+  const notice = await page.evaluate(() => { const n = document.getElementById('ag-notice'); return n.hidden ? '' : n.textContent; });
+  check('a link to a missing node is reported on the page', /1 link with a missing end/.test(notice), notice);
+  const qv = await page.evaluate(() => window.agViewer.qParams());
+  check('qParams are normalised (array pins, known ids, linkType both)', Array.isArray(qv.pinnedIds) && qv.pinnedIds.length === pins.size &&
+    qv.linkType === 'both' && qv.clickedId === '' && qv.supernodes.length === 1, JSON.stringify(qv));
+  const errV = v.nodes.find((n) => n.feature_type === 'mlp_error');
+  await page.evaluate((id) => window.agViewer.select(id), errV.node_id);
+  const kind = await page.evaluate(() => document.querySelector('#ag-panel .ag-kind').textContent);
+  check('an mlp_error node is an error node', kind === 'mlp_error' && (await page.evaluate(() => document.querySelector('#ag-panel .ag-node-title').textContent)).startsWith('Error L'));
+  await page.evaluate(() => window.agViewer.load({ nodes: [], links: [] }, 'empty.json'));
+  await settled(page);
+  const ce = await counts(page);
+  check('an empty graph opens', ce.nodes === 0 && ce.edges === 0 && ce.totalNodes === 0);
+  const bad = await page.evaluate(() => window.agViewer.load('{"nodes": 3}', 'bad.json'));
+  const badNotice = await page.evaluate(() => document.getElementById('ag-notice').textContent);
+  check('a JSON without nodes/links is refused with a message on the page', bad === false && /no "nodes" array/.test(badNotice), badNotice);
+  await page.evaluate((t) => window.agViewer.load(t, ''), JSON.stringify(graph));
+  await settled(page);
 }
 
 async function openFileChecks(page) {
