@@ -7,7 +7,8 @@
  *    edge phases (ranking + exact rows) and its ratio to the sgemm peak, peak RSS.
  * 3. A long prompt on stories260K (1024 tokens by default; its context is 512, so the model's
  *    seq_len is raised in a copy of the file: RoPE has no table, so any length is valid)
- *    with the default max_feature_nodes 7500: the same figures and peak memory.
+ *    with max_feature_nodes 512 (--long-nodes): the same figures and peak memory. At
+ *    T = 1024 the frozen attention step (2·T²·D FLOPs per target and layer) dominates.
  *
  * With --dump DIR it also writes, for bench/torch_graph.py (the straightforward PyTorch
  * autograd version of the same rows, run side by side): DIR/model.bin (the generated model),
@@ -17,7 +18,7 @@
  * Peak RSS is a process high-water mark: run the cases separately (--no-long / --no-gen) to
  * read each one's peak.
  *
- * usage: bench_graph [--quick] [--dump DIR] [--long-T N] [--no-long] [--no-gen] */
+ * usage: bench_graph [--quick] [--dump DIR] [--long-T N] [--long-nodes N] [--no-long] [--no-gen] */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -134,8 +135,8 @@ static int run_case(const char *label, const ag_model *m, const int32_t *tok, in
         } else {
             fprintf(f, "{\"T\":%d,\"batch_size\":256,\"tokens\":[", T);
             for (int i = 0; i < T; i++) fprintf(f, "%s%d", i ? "," : "", (int)tok[i]);
-            fprintf(f, "],\"ours_seconds\":{\"rank\":%.6f,\"rows\":%.6f,\"edges_total\":%.6f,\"rows_computed\":%lld},",
-                    gi.seconds_rank, gi.seconds_rows, edge_s, (long long)gi.rows_computed);
+            fprintf(f, "],\"ours_seconds\":{\"rank\":%.6f,\"rows\":%.6f,\"edges_total\":%.6f,\"build_cpu\":%.6f,\"build_wall\":%.6f,\"rows_computed\":%lld},",
+                    gi.seconds_rank, gi.seconds_rows, edge_s, c_graph, t2 - t1, (long long)gi.rows_computed);
             size_t N = ag_graph_n_nodes(g);
             fprintf(f, "\"logits\":[");
             int first = 1;
@@ -193,7 +194,7 @@ static int run_case(const char *label, const ag_model *m, const int32_t *tok, in
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, long_T = 1024, do_long = 1, do_gen = 1;
+    int quick = 0, long_T = 1024, do_long = 1, do_gen = 1, long_nodes = 512;
     const char *dump = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
@@ -201,8 +202,9 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--no-gen") == 0) do_gen = 0;
         else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump = argv[++i];
         else if (strcmp(argv[i], "--long-T") == 0 && i + 1 < argc) long_T = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--long-nodes") == 0 && i + 1 < argc) long_nodes = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_graph [--quick] [--dump DIR] [--long-T N] [--no-long] [--no-gen]\n");
+            fprintf(stderr, "usage: bench_graph [--quick] [--dump DIR] [--long-T N] [--long-nodes N] [--no-long] [--no-gen]\n");
             return 2;
         }
     }
@@ -285,7 +287,7 @@ long_case:
         lt[0] = 1;
         for (int i = 1; i < long_T; i++) lt[i] = bench_rng_int(&r2, 3, 512);
         run_result lr;
-        rc |= run_case("stories260K long prompt", sm, lt, long_T, 7500, peak, NULL, &lr);
+        rc |= run_case("stories260K long prompt", sm, lt, long_T, long_nodes, peak, NULL, &lr);
         printf("peak RSS after the long-prompt graph: %.0f MiB\n", peak_rss_mib());
         free(lt);
         ag_model_free(sm);

@@ -740,13 +740,14 @@ AG_API ag_status ag_graph_node_edges(const ag_graph *graph, size_t index, int32_
 /** Lazy expansion: compute the incoming edges of the unit (layer, position, index) of the
  *  unpruned graph, whether or not it is a node (a unit that was never expanded is folded
  *  into its error node; this gives its row without adding it). Sources are the graph's
- *  nodes (units of lower layers, error nodes, embeddings); the edges sum to the unit's
- *  value, written to *value (may be NULL). Sorted and truncated as ag_graph_node_edges
+ *  nodes (units of lower layers, error nodes, embeddings); with the decomposition method the
+ *  edges sum to the unit's value (plus its constant, transcoders), written to *value (may be
+ *  NULL); with AG_METHOD_GRADIENT they are its gradient edges. Sorted and truncated as ag_graph_node_edges
  *  (edge.target = -1 when the unit is not a node, kept = 0). The graph is not modified:
  *  the row goes to the caller's buffer, so concurrent readers are safe.
  *  Needs the trace the graph was built from (alive, not being mutated).
  *  Errors: AG_ERR_INVALID_ARGUMENT (NULL, out of range), AG_ERR_BUFFER_TOO_SMALL,
- *  AG_ERR_OUT_OF_MEMORY, AG_ERR_UNSUPPORTED (a basis other than neurons).
+ *  AG_ERR_OUT_OF_MEMORY, AG_ERR_NUMERIC.
  *  Thread-safe (allocates its own workspace). */
 AG_API ag_status ag_graph_expand_node(const ag_graph *graph, int32_t layer, int32_t position, int32_t index,
                                       size_t top_k, ag_edge *buf, size_t cap, size_t *n_out, double *value);

@@ -132,7 +132,7 @@ static int run_graph(cli_args *a) {
 const cli_command cli_cmd_graph = {
     "graph", "build, prune and export an attribution graph (viewer JSON, DOT)",
     "usage: attrgraph graph -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS) -o G.json [--dot G.dot] [--html G.html]\n"
-    "                       [--method decomposition] [--basis neurons | --basis transcoders --transcoders DIR]\n"
+    "                       [--method decomposition|gradient] [--basis neurons | --basis transcoders --transcoders DIR]\n"
     "                       [--max-feature-nodes N] [--max-logits K] [--logit-prob P]\n"
     "                       [--node-threshold X] [--edge-threshold Y] [--targets ID,ID,...]\n"
     "                       [--batch-size B] [--slug NAME] [--unpruned] [--no-timings] [-q]\n\n"

@@ -199,12 +199,21 @@ static int rank_cb(void *user, int l, const float *gr, int n_act, int Tp) {
                             ps += v;
                             ob[i] = to_bf16(from_bf16(ob[i]) + v);
                         }
-                    } else { /* branch-free, so that it vectorises */
-                        for (int i = 0; i < Hd; i++) {
+                    } else { /* branch-free, eight partial sums: so that it vectorises */
+                        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                        int i = 0;
+                        for (; i + 8 <= Hd; i += 8)
+                            for (int k = 0; k < 8; k++) {
+                                float v = fabsf(y[i + k] * a[i + k]);
+                                acc[k] += v;
+                                ob[i + k] = to_bf16(v);
+                            }
+                        for (; i < Hd; i++) {
                             float v = fabsf(y[i] * a[i]);
-                            ps += v;
+                            acc[0] += v;
                             ob[i] = to_bf16(v);
                         }
+                        ps = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
                     }
                     sum += ps;
                 }

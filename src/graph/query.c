@@ -1,6 +1,7 @@
 /* The public graph API: options, build (validation and assembly), free, and the read-only
  * queries (info, node info, lookup by id, edges sorted by |weight|, lazy expansion). */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,7 +294,8 @@ ag_status ag_graph_node_info(const ag_graph *g, size_t index, ag_node_info *out)
     static const char *const fn = "ag_graph_node_info";
     if (!g || !out) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !g ? "graph" : "out");
     size_t given = out->struct_size;
-    ag_status st = agi_check_struct_size(given, sizeof(ag_node_info), fn, "out");
+    /* version 1 of the struct ends with `label`; later versions only append */
+    ag_status st = agi_check_struct_size(given, offsetof(ag_node_info, label) + sizeof(const char *), fn, "out");
     if (st != AG_OK) return st;
     if (index >= (size_t)g->n_nodes)
         return agi_error(AG_ERR_NOT_FOUND, fn, "node index %zu is outside [0, %lld)", index, (long long)g->n_nodes);
@@ -341,7 +343,8 @@ ag_status ag_graph_node_info(const ag_graph *g, size_t index, ag_node_info *out)
     }
     }
     node_id(g, i, d.id, sizeof d.id);
-    memcpy(out, &d, sizeof d);
+    memcpy(out, &d, given < sizeof d ? given : sizeof d);
+    if (given > sizeof d) memset((char *)out + sizeof d, 0, given - sizeof d);
     return AG_OK;
 }
 

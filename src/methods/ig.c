@@ -444,6 +444,10 @@ static ag_status run_round(integ *g, double progress_lo, double progress_hi) {
 
 /* Panels [a, b] with b > LOG_RATIO * a are integrated and split in ln(alpha) (see below). */
 #define LOG_RATIO 2.0
+/* Geometric levels added at once when the panel at alpha = 0 is cut (see the split below). */
+#ifndef ZERO_LEVELS
+#define ZERO_LEVELS 3
+#endif
 
 /* Queue a new panel's nodes (rule nodes scaled to [a,b]) and allocate its accumulators. */
 static ag_status queue_panel(integ *g, int pi, const double *x, const double *w, int k) {
@@ -611,42 +615,61 @@ ag_status agi_integrate(const ag_trace *trace, int kind, int layer, const agi_se
             /* split the worst panels of every unconverged segment (sum of r > 1) until what
              * is left of its sum is at most 1/2, within the evaluation budget */
             int n_split = 0;
+            double planned = 0.0;
             for (int s = 0; s < n_segs; s++) segsum[s] = segsum[s] > 1.0 ? segsum[s] : -1.0; /* -1: converged */
             for (int i = 0; i < nr && st == AG_OK; i++) {
                 int pidx = (int)rank[2 * i + 1], s = g->pan[pidx].seg;
                 if (segsum[s] <= 0.5) continue; /* converged, or split enough this round */
-                if (!(g->pan[pidx].b - g->pan[pidx].a > 4e-16 * fabs(g->pan[pidx].b))) continue; /* no room in double */
-                if (g->evals + 2.0 * k * (n_split + 1) > budget) break;
-                segsum[s] -= rank[2 * i];
-                /* Where to split. A zero baseline at a residual site sends every RMSNorm, one
-                 * after the other, through its eps regime as alpha -> 0 (each amplifies by about
-                 * 1/sqrt(eps)), so f has features on every scale down to alpha ~ 1e-20 and
-                 * beyond, evenly spread in ln(alpha). So: the panel at alpha = 0 is split
-                 * geometrically, [0, b/16] and [b/16, b]; a panel spanning a large ratio is
-                 * split at the geometric mean (and integrated in ln alpha); others bisected. */
                 double pa_ = g->pan[pidx].a, pb_ = g->pan[pidx].b;
-                double mid = pa_ == 0.0 ? pb_ / 16.0 : pb_ > LOG_RATIO * pa_ ? sqrt(pa_ * pb_) : 0.5 * (pa_ + pb_);
-                int pm = add_point(g, s, mid);
-                if (pm < 0 || (st = queue_point(g, pm)) != AG_OK) {
-                    st = AG_ERR_OUT_OF_MEMORY;
-                    break;
+                if (!(pb_ - pa_ > 4e-16 * fabs(pb_))) continue; /* no room left in double */
+                /* Where to cut. A zero baseline at a residual site sends every RMSNorm, one after
+                 * the other, through its eps regime as alpha -> 0 (each amplifies by about
+                 * 1/sqrt(eps)), so f has features on every scale down to alpha ~ 1e-20 and below,
+                 * evenly spread in ln(alpha). So the panel at alpha = 0 is cut geometrically,
+                 * ZERO_LEVELS levels at once ([0, b/16^L], ..., [b/256, b/16], [b/16, b]); a panel
+                 * spanning a large ratio is cut at the geometric mean (and integrated in ln
+                 * alpha); the others are bisected. */
+                double cuts[ZERO_LEVELS];
+                int nc = 0;
+                if (pa_ == 0.0) {
+                    double c = pb_;
+                    for (int lv = 0; lv < ZERO_LEVELS && c / 16.0 > 0.0; lv++) cuts[ZERO_LEVELS - 1 - nc++] = (c /= 16.0);
+                    memmove(cuts, cuts + ZERO_LEVELS - nc, sizeof(double) * (size_t)nc); /* ascending */
+                } else {
+                    cuts[nc++] = pb_ > LOG_RATIO * pa_ ? sqrt(pa_ * pb_) : 0.5 * (pa_ + pb_);
                 }
-                int a = add_panel(g, s, g->pan[pidx].a, mid, g->pan[pidx].pa, pm);
-                int b = a < 0 ? -1 : add_panel(g, s, mid, g->pan[pidx].b, pm, g->pan[pidx].pb);
-                if (b < 0) {
-                    st = AG_ERR_OUT_OF_MEMORY;
-                    break;
+                if (nc == 0) continue;
+                if (g->evals + planned + (double)k * (nc + 1) > budget) break;
+                planned += (double)k * (nc + 1);
+                segsum[s] -= rank[2 * i];
+                int prev_pt = g->pan[pidx].pa, last_pt = g->pan[pidx].pb;
+                double prev = pa_;
+                for (int c = 0; c <= nc && st == AG_OK; c++) {
+                    double hi = c < nc ? cuts[c] : pb_;
+                    int hi_pt = last_pt;
+                    if (c < nc) {
+                        hi_pt = add_point(g, s, hi);
+                        if (hi_pt < 0 || queue_point(g, hi_pt) != AG_OK) {
+                            st = AG_ERR_OUT_OF_MEMORY;
+                            break;
+                        }
+                    }
+                    int np = add_panel(g, s, prev, hi, prev_pt, hi_pt);
+                    if (np < 0 || (st = queue_panel(g, np, g->nodes, g->weights, k)) != AG_OK) {
+                        st = AG_ERR_OUT_OF_MEMORY;
+                        break;
+                    }
+                    prev = hi, prev_pt = hi_pt;
                 }
                 ipanel *P = &g->pan[pidx]; /* (add_panel may have moved the array) */
                 P->state = 2;
                 free(P->Q), free(P->q);
                 P->Q = NULL, P->q = NULL;
-                if ((st = queue_panel(g, a, g->nodes, g->weights, k)) == AG_OK) st = queue_panel(g, b, g->nodes, g->weights, k);
                 n_split++;
             }
             free(segsum);
             if (st != AG_OK || n_split == 0) break;
-            st = run_round(g, fmin(0.9, g->evals / budget), fmin(0.95, (g->evals + 2.0 * k * n_split) / budget));
+            st = run_round(g, fmin(0.9, g->evals / budget), fmin(0.95, (g->evals + planned) / budget));
             if (st != AG_OK) break;
         }
         free(rank);

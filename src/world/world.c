@@ -501,36 +501,39 @@ static void induction_sequence(const agi_world *w, agi_rng *r, seq *s, int n) {
     for (int i = 0; s->n < n; i++) put(s, pool[i % k]);
 }
 
+/* A document: 2-4 people introduced first (so that most questions need the person to pick
+ * the right city among several), then questions about them, facts about other cities and
+ * countries, and now and then another person. Every question is asked at most once per
+ * person and kind. */
 static void document_sequence(const agi_world *w, agi_rng *r, seq *s, int n) {
     unsigned char used_person[AGI_WORLD_PEOPLE] = {0}, used_city[AGI_WORLD_CITIES] = {0};
     int person[MAX_INTRO], city[MAX_INTRO], asked[MAX_INTRO];
-    int n_intro = 0;
+    int n_intro = 0, n_first = 2 + (int)agi_rng_below(r, 3);
     while (s->n < n) {
         uint32_t roll = agi_rng_below(r, 100);
         int can_ask = 0;
         for (int i = 0; i < n_intro; i++) can_ask |= asked[i] != 7;
-        if (n_intro == 0 || (roll < 30 && n_intro < MAX_INTRO) || (!can_ask && roll < 60 && n_intro < MAX_INTRO)) {
+        if (n_intro < n_first || (roll < 12 && n_intro < MAX_INTRO) || (!can_ask && roll < 60 && n_intro < MAX_INTRO)) {
+            if (n_intro > 0 && n_intro < n_first && agi_rng_below(r, 4) == 0) put_fact(w, s, r, used_city, NULL);
             int p = pick_person(r, used_person);
             int c = pick_city(w, r, p, 0, used_city, NULL);
             used_person[p] = 1;
             used_city[c] = 1;
             person[n_intro] = p;
             city[n_intro] = c;
-            asked[n_intro] = 0;
+            /* no two-hop question when the city is itself a capital (the answer would be a
+             * copy of the context, a shortcut around the two hops) */
+            asked[n_intro] = w->capital[w->city_country[c]] == c ? 4 : 0;
             n_intro++;
             put_statement(w, s, p, c);
-        } else if (roll < 75 && can_ask) {
+        } else if (roll < 78 && can_ask) {
             int i;
             do i = (int)agi_rng_below(r, (uint32_t)n_intro);
             while (asked[i] == 7);
-            /* no two-hop question when the city is itself a capital (the answer would be a
-             * copy of the context, a shortcut around the two hops) */
-            if (w->capital[w->city_country[city[i]]] == city[i]) asked[i] |= 4;
-            if (asked[i] == 7) continue;
             int kind;
             do {
-                uint32_t q = agi_rng_below(r, 6); /* country 3 : two-hop 2 : city 1 */
-                kind = q < 3 ? 1 : q < 5 ? 4 : 2;
+                uint32_t q = agi_rng_below(r, 6); /* country 3 : city 2 : two-hop 1 */
+                kind = q < 3 ? 1 : q < 5 ? 2 : 4;
             } while (asked[i] & kind);
             asked[i] |= kind;
             int k = w->city_country[city[i]];
@@ -556,7 +559,7 @@ void agi_world_train_sequence(const agi_world *w, uint64_t index, int32_t *token
     agi_rng_seed(&r, w->seed, 0x77A1u, index);
     seq s = {tokens, 0, n};
     put(&s, AGI_TOK_BOS);
-    if (agi_rng_below(&r, 4) == 0) induction_sequence(w, &r, &s, n);
+    if (agi_rng_below(&r, 3) == 0) induction_sequence(w, &r, &s, n);
     else document_sequence(w, &r, &s, n);
 }
 
