@@ -609,10 +609,14 @@ typedef struct ag_graph_options {
     size_t struct_size;
     int32_t method;            /**< edge method: AG_METHOD_DECOMPOSITION (default; exact
                                     direct effects in the frozen model, rows sum to the
-                                    values) or AG_METHOD_GRADIENT (attribution patching: the
+                                    values), AG_METHOD_GRADIENT (attribution patching: the
                                     real model's Jacobian, MLP outputs still held fixed, so
-                                    first-order direct effects; neuron basis only; costs about
-                                    L/2 times more). AG_METHOD_IG: AG_ERR_UNSUPPORTED */
+                                    first-order direct effects; about L/2 times the cost) or
+                                    AG_METHOD_IG (path-averaged edges: the same Jacobian
+                                    averaged over the inputs alpha·embeddings, alpha on
+                                    ig_steps midpoint nodes of [0,1], times the source's
+                                    vector, as in EAP-IG; ig_steps times the gradient's cost).
+                                    Gradient and ig: neuron basis only */
     int32_t basis;             /**< AG_BASIS_NEURONS (default) */
     int32_t max_feature_nodes; /**< units to expand (rows to compute) at most; default 7500;
                                     0 = every unit of every layer and position */
@@ -633,6 +637,8 @@ typedef struct ag_graph_options {
     /** AG_BASIS_TRANSCODERS: the transcoder set (see TRANSCODERS below; copied what is needed,
      *  not borrowed after the build). Default NULL. */
     const struct ag_transcoder *transcoders;
+    /** AG_METHOD_IG: midpoint-rule nodes of the path (default 16); ignored otherwise. */
+    int32_t ig_steps;
 } ag_graph_options;
 
 /** Fill `opts` with defaults. Errors: AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION.
@@ -646,7 +652,7 @@ AG_API ag_status ag_graph_options_init(ag_graph_options *opts, size_t struct_siz
  *  (0,1]; max_logits, batch_size or update_interval < 1; max_feature_nodes < 0; a target
  *  token outside the vocabulary; a missing direction; an unknown enum value; the message
  *  names the field; AG_BASIS_TRANSCODERS without opts->transcoders or with a set of another
- *  shape), AG_ERR_UNSUPPORTED (AG_METHOD_IG; AG_METHOD_GRADIENT with transcoders),
+ *  shape; ig_steps < 1), AG_ERR_UNSUPPORTED (AG_METHOD_GRADIENT or AG_METHOD_IG with transcoders),
  *  AG_ERR_OUT_OF_MEMORY,
  *  AG_ERR_NUMERIC (a non-finite edge), AG_ERR_CANCELLED. *out is NULL on failure.
  *  Threads: reads the trace (its one-thread rule applies); OpenBLAS may use its threads. */

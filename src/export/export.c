@@ -137,7 +137,7 @@ static ag_status make_json(const ag_graph *g, const ag_export_options *o, agi_st
     agi_sb_json_num(b, g->node_threshold);
     agi_sb_puts(b, ",\"edge_threshold\":");
     agi_sb_json_num(b, g->edge_threshold);
-    agi_sb_printf(b, "},\"attrgraph\":{\"method\":\"%s\",\"basis\":", g->method == AG_METHOD_GRADIENT ? "gradient" : "decomposition");
+    agi_sb_printf(b, "},\"attrgraph\":{\"method\":\"%s\",\"basis\":", g->method == AG_METHOD_GRADIENT ? "gradient" : g->method == AG_METHOD_IG ? "ig" : "decomposition");
     agi_sb_json_str(b, g->basis->name);
     agi_sb_puts(b, ",\"replacement_score\":");
     agi_sb_json_num17(b, g->replacement);

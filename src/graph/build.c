@@ -348,13 +348,15 @@ static void batch_setup(batch_ctx *bc, tgt *t, int B) {
     }
 }
 
-/* The batch's reverse pass: the frozen VJP (decomposition) or the real model's (gradient). */
+/* The batch's reverse pass: the frozen VJP (decomposition) or the real model's (gradient, ig). */
 static ag_status run_vjp(agi_frozen_ws *ws, batch_ctx *bc, int B, agi_frozen_cb cb) {
-    if (bc->g->method != AG_METHOD_GRADIENT) return agi_frozen_vjp(ws, bc->tr, B, bc->t_layer, bc->t_pos, bc->dirs, cb, bc);
+    if (bc->g->method == AG_METHOD_DECOMPOSITION) return agi_frozen_vjp(ws, bc->tr, B, bc->t_layer, bc->t_pos, bc->dirs, cb, bc);
     int *idx = agi_malloc(sizeof(int) * (size_t)B, bc->func);
     if (!idx) return AG_ERR_OUT_OF_MEMORY;
     for (int b = 0; b < B; b++) idx[b] = bc->t[b].idx;
-    ag_status st = agi_gradient_vjp(bc->g, bc->tr, B, bc->t_layer, bc->t_pos, idx, cb, bc, &bc->flops, bc->func);
+    ag_status st = bc->g->method == AG_METHOD_IG
+                       ? agi_ig_vjp(bc->g, bc->tr, B, bc->t_layer, bc->t_pos, idx, cb, bc, &bc->flops, bc->func)
+                       : agi_gradient_vjp(bc->g, bc->tr, B, bc->t_layer, bc->t_pos, idx, cb, bc, &bc->flops, bc->func);
     free(idx);
     return st;
 }

@@ -81,6 +81,7 @@ struct ag_graph {
     const agi_basis *basis;
     char *model_name;
     int32_t method;
+    int32_t ig_steps;      /* AG_METHOD_IG: midpoint nodes */
     int L, T, D, V, n_per_pos;
     int32_t *tokens;       /* [T] */
     char **pieces;         /* [T] decoded prompt pieces */
@@ -150,6 +151,11 @@ ag_status agi_graph_prune(ag_graph *g, const char *func);
  * layer, highest first; t_idx: unit index, or logit number for layer-L targets). */
 ag_status agi_gradient_vjp(const ag_graph *g, const ag_trace *tr, int B, const int *t_layer, const int *t_pos,
                            const int *t_idx, agi_frozen_cb cb, void *user, double *flops, const char *func);
+/* The `ig` edge method (gradient_edges.c): the same Jacobian averaged over the inputs
+ * alpha · embeddings, alpha on g->ig_steps midpoint nodes (the sources' vectors stay the
+ * traced ones: the path starts at zero, where every activation is zero). */
+ag_status agi_ig_vjp(const ag_graph *g, const ag_trace *tr, int B, const int *t_layer, const int *t_pos,
+                     const int *t_idx, agi_frozen_cb cb, void *user, double *flops, const char *func);
 ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_options *o, const char *func);
 
 /* The exact incoming row of the unit (l, p, i) into caller arrays (src nodes, weights);

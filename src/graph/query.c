@@ -26,6 +26,7 @@ ag_status ag_graph_options_init(ag_graph_options *opts, size_t struct_size) {
     d.edge_threshold = 0.98;
     d.batch_size = 256;
     d.update_interval = 4;
+    d.ig_steps = 16;
     size_t n = struct_size < sizeof d ? struct_size : sizeof d;
     memset(opts, 0, struct_size);
     memcpy(opts, &d, n);
@@ -119,13 +120,12 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
     ag_graph_options_init(&o, sizeof o);
     ag_status st = agi_options_copy(&o, sizeof o, opts, fn, "opts");
     if (st != AG_OK) return st;
-    if (o.method != AG_METHOD_DECOMPOSITION && o.method != AG_METHOD_GRADIENT) {
-        if (o.method == AG_METHOD_IG)
-            return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->method = %d (ig): graph edges by integrated gradients are not built yet (use AG_METHOD_DECOMPOSITION or AG_METHOD_GRADIENT)", (int)o.method);
-        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->method = %d is not a graph edge method (AG_METHOD_DECOMPOSITION, AG_METHOD_GRADIENT)", (int)o.method);
-    }
-    if (o.method == AG_METHOD_GRADIENT && o.basis != AG_BASIS_NEURONS)
-        return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->method = AG_METHOD_GRADIENT needs opts->basis = AG_BASIS_NEURONS");
+    if (o.method != AG_METHOD_DECOMPOSITION && o.method != AG_METHOD_GRADIENT && o.method != AG_METHOD_IG)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->method = %d is not a graph edge method (AG_METHOD_DECOMPOSITION, AG_METHOD_GRADIENT, AG_METHOD_IG)", (int)o.method);
+    if (o.method != AG_METHOD_DECOMPOSITION && o.basis != AG_BASIS_NEURONS)
+        return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->method = %s needs opts->basis = AG_BASIS_NEURONS", o.method == AG_METHOD_IG ? "AG_METHOD_IG" : "AG_METHOD_GRADIENT");
+    if (o.method == AG_METHOD_IG && o.ig_steps < 1)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->ig_steps = %d must be >= 1", (int)o.ig_steps);
     const agi_basis *basis = NULL;
     if (o.basis == AG_BASIS_TRANSCODERS) { /* a per-graph instance, made below (issue #6) */
         if (!o.transcoders)
@@ -169,6 +169,7 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
     g->trace = tr;
     g->basis = basis;
     g->method = o.method;
+    g->ig_steps = o.ig_steps;
     g->L = c->n_layers;
     g->T = T;
     g->D = c->dim;

@@ -445,9 +445,7 @@ static ag_status run_round(integ *g, double progress_lo, double progress_hi) {
 /* Panels [a, b] with b > LOG_RATIO * a are integrated and split in ln(alpha) (see below). */
 #define LOG_RATIO 2.0
 /* Geometric levels added at once when the panel at alpha = 0 is cut (see the split below). */
-#ifndef ZERO_LEVELS
-#define ZERO_LEVELS 3
-#endif
+#define ZERO_LEVELS 4
 
 /* Queue a new panel's nodes (rule nodes scaled to [a,b]) and allocate its accumulators. */
 static ag_status queue_panel(integ *g, int pi, const double *x, const double *w, int k) {
