@@ -592,6 +592,139 @@ START_TEST(test_attribute_decomposition) {
 }
 END_TEST
 
+/* ---- the ig edge method: the gradient edges averaged along alpha · embeddings ---------------------- */
+
+typedef struct path_hook {
+    double alpha;      /* the embeddings are scaled by alpha */
+    perturb *pt;       /* then this is added (NULL: nothing) */
+} path_hook;
+
+static void path_hook_fn(void *user, nl_site site, int layer, int T, int width, double *data) {
+    path_hook *h = user;
+    if (site == NL_SITE_RESID && layer == 0)
+        for (size_t i = 0; i < (size_t)T * width; i++) data[i] *= h->alpha;
+    if (h->pt) add_hook(h->pt, site, layer, T, width, data);
+}
+
+/* The change of every row target per unit of `add` at the alpha-scaled input, by central
+ * differences with the MLP outputs frozen at that input's own values, averaged over the
+ * midpoint nodes: the ig column of the source. */
+static void check_ig_column(const ag_graph *g, const nl_model *nm, const int *tok, int T, size_t src, perturb *pt, int M,
+                            const char *what) {
+    int V = nm->c.vocab_size, Hd = nm->c.hidden_dim, D = nm->c.dim;
+    size_t N = ag_graph_n_nodes(g);
+    double *got = calloc(N, sizeof(double)), *want = calloc(N, sizeof(double));
+    double eps = 1e-3, *scaled = malloc(sizeof(double) * (size_t)D);
+    const double *orig = pt->add;
+    for (int k = 0; k < M; k++) {
+        path_hook h = {(k + 0.5) / M, NULL};
+        nl_cache *ck = nl_cache_new(nm, T), *cp = nl_cache_new(nm, T), *cm = nl_cache_new(nm, T);
+        nl_forward_opts o;
+        memset(&o, 0, sizeof o);
+        o.hook = path_hook_fn;
+        o.user = &h;
+        ck_assert_int_eq(nl_forward_ex(nm, tok, T, &o, NULL, ck), 0);
+        o.frozen = ck;
+        o.freeze = NL_FREEZE_MLP_OUT;
+        h.pt = pt;
+        pt->add = scaled;
+        for (int d = 0; d < D; d++) scaled[d] = eps * orig[d];
+        ck_assert_int_eq(nl_forward_ex(nm, tok, T, &o, NULL, cp), 0);
+        for (int d = 0; d < D; d++) scaled[d] = -eps * orig[d];
+        ck_assert_int_eq(nl_forward_ex(nm, tok, T, &o, NULL, cm), 0);
+        pt->add = orig;
+        for (size_t i = 0; i < N; i++) {
+            ag_node_info ni;
+            ni.struct_size = sizeof ni;
+            ag_graph_node_info(g, i, &ni);
+            if (isnan(ni.value)) continue;
+            double d;
+            if (ni.kind == AG_NODE_UNIT) {
+                size_t q = ((size_t)ni.layer * T + ni.position) * Hd + ni.index;
+                d = cp->neurons[q] - cm->neurons[q];
+            } else {
+                const double *l1 = cp->logits + (size_t)(T - 1) * V, *l0 = cm->logits + (size_t)(T - 1) * V;
+                double m1 = 0.0, m0 = 0.0;
+                for (int v = 0; v < V; v++) m1 += l1[v], m0 += l0[v];
+                d = (l1[ni.token] - m1 / V) - (l0[ni.token] - m0 / V);
+            }
+            want[i] += d / (2.0 * eps) / M;
+        }
+        nl_cache_free(ck);
+        nl_cache_free(cp);
+        nl_cache_free(cm);
+    }
+    size_t n = 0;
+    ag_graph_node_edges(g, src, AG_EDGES_OUT, 0, NULL, 0, &n);
+    ag_edge *col = malloc((n ? n : 1) * sizeof *col);
+    ck_assert_int_eq(ag_graph_node_edges(g, src, AG_EDGES_OUT, 0, col, n, &n), AG_OK);
+    for (size_t k = 0; k < n; k++) got[col[k].target] = col[k].weight;
+    double mx = 0.0, err = 0.0;
+    for (size_t i = 0; i < N; i++) mx = fmax(mx, fabs(want[i])), err = fmax(err, fabs(got[i] - want[i]));
+    ck_assert_msg(mx > 0.0, "%s: nothing changed", what);
+    ck_assert_msg(err <= 2e-3 * mx, "%s: ig column vs averaged differences: max error %.3g of %.3g", what, err, mx);
+    free(col);
+    free(got);
+    free(want);
+    free(scaled);
+}
+
+START_TEST(test_ig_edges) {
+    const char *file = "models/stories260K.bin";
+    int T = 5, M = 4;
+    fixture fx;
+    fx_open(&fx, file, T);
+    nl_model *nm = nl_load_bin(ag_test_fixture(file));
+    int tok[8];
+    for (int i = 0; i < T; i++) tok[i] = fx.tok[i];
+    nl_cache *clean = nl_cache_new(nm, T);
+    nl_forward(nm, tok, T, NULL, clean);
+    ag_graph_options go;
+    AG_GRAPH_OPTIONS_INIT(go);
+    go.method = AG_METHOD_IG;
+    go.ig_steps = M;
+    go.max_feature_nodes = 25;
+    ag_graph *g = NULL;
+    ck_assert_msg(ag_graph_build(&g, fx.tr, &go) == AG_OK, "%s", ag_last_error());
+    int D = nm->c.dim, Hd = nm->c.hidden_dim;
+    double *add = malloc(sizeof(double) * (size_t)D);
+    size_t N = ag_graph_n_nodes(g);
+    int units = 0, embs = 0;
+    for (size_t i = 0; i < N; i++) {
+        ag_node_info ni;
+        ni.struct_size = sizeof ni;
+        ag_graph_node_info(g, i, &ni);
+        perturb pt;
+        char what[96];
+        if (ni.kind == AG_NODE_UNIT && units < (ag_test_under_valgrind() ? 1 : 2) && ni.layer < 3) {
+            for (int d = 0; d < D; d++)
+                add[d] = clean->neurons[((size_t)ni.layer * T + ni.position) * Hd + ni.index] *
+                         nm->w2[(size_t)ni.layer * D * Hd + (size_t)d * Hd + ni.index];
+            pt = (perturb){NL_SITE_MLP_OUT, ni.layer, ni.position, D, add};
+            snprintf(what, sizeof what, "ig unit %s", ni.id);
+            check_ig_column(g, nm, tok, T, i, &pt, M, what);
+            units++;
+        } else if (ni.kind == AG_NODE_EMBEDDING && embs < 1 && ni.position == 2) {
+            for (int d = 0; d < D; d++) add[d] = nm->emb[(size_t)ni.token * D + d];
+            pt = (perturb){NL_SITE_RESID, 0, ni.position, D, add};
+            snprintf(what, sizeof what, "ig embedding %s", ni.id);
+            check_ig_column(g, nm, tok, T, i, &pt, M, what);
+            embs++;
+        }
+    }
+    ck_assert_int_gt(units, 0);
+    ck_assert_int_gt(embs, 0);
+    go.ig_steps = 0;
+    ag_graph *g2 = (ag_graph *)1;
+    ck_assert_int_eq(ag_graph_build(&g2, fx.tr, &go), AG_ERR_INVALID_ARGUMENT);
+    free(add);
+    ag_graph_free(g);
+    nl_cache_free(clean);
+    nl_free(nm);
+    fx_close(&fx);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("frozen");
     TCase *tc = tcase_create("frozen");
@@ -604,6 +737,7 @@ int main(void) {
     tcase_add_test(tc, test_identity2_xs);
     tcase_add_test(tc, test_gradient_edges_stories);
     tcase_add_test(tc, test_gradient_edges_xs);
+    tcase_add_test(tc, test_ig_edges);
     tcase_add_test(tc, test_batch_invariance);
     tcase_add_test(tc, test_expand_node);
     tcase_add_test(tc, test_attribute_decomposition);

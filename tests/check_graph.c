@@ -200,8 +200,13 @@ START_TEST(test_bad_options) {
     o.method = AG_METHOD_PATH;
     expect_bad(fx.tr, &o, AG_ERR_INVALID_ARGUMENT, "method");
     AG_GRAPH_OPTIONS_INIT(o);
+    o.method = AG_METHOD_IG; /* gradient and ig edges: neuron basis only */
+    o.basis = AG_BASIS_TRANSCODERS;
+    expect_bad(fx.tr, &o, AG_ERR_UNSUPPORTED, "AG_METHOD_IG");
+    AG_GRAPH_OPTIONS_INIT(o);
     o.method = AG_METHOD_IG;
-    expect_bad(fx.tr, &o, AG_ERR_UNSUPPORTED, "method");
+    o.ig_steps = 0;
+    expect_bad(fx.tr, &o, AG_ERR_INVALID_ARGUMENT, "ig_steps");
     AG_GRAPH_OPTIONS_INIT(o);
     o.basis = AG_BASIS_TRANSCODERS; /* without a transcoder set */
     expect_bad(fx.tr, &o, AG_ERR_INVALID_ARGUMENT, "transcoders");

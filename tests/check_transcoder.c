@@ -763,6 +763,18 @@ END_TEST
 
 /* ---- end to end on stories260K ------------------------------------------------------------------ */
 
+static int utf8_valid(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0) return 0;
+        for (int k = 1; k <= n; k++)
+            if ((p[k] & 0xC0) != 0x80) return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
 START_TEST(test_train_eval_label_stories) {
     if (ag_test_under_valgrind()) return;
     ag_model *m = load_stories(1);
@@ -801,6 +813,12 @@ START_TEST(test_train_eval_label_stories) {
     ck_assert_int_eq(ag_transcoder_feature_label(tc, 2, 3, &lab), AG_OK);
     ck_assert_ptr_nonnull(lab);
     ck_assert(strstr(lab, "\xe2\x86\x92") != NULL);
+    for (int l = 0; l < 5; l++) /* every label is valid UTF-8 (byte tokens are sanitised) */
+        for (int i = 0; i < 64; i++) {
+            const char *t = NULL;
+            ck_assert_int_eq(ag_transcoder_feature_label(tc, l, i, &t), AG_OK);
+            ck_assert_msg(utf8_valid(t), "label %d/%d is not UTF-8: %s", l, i, t);
+        }
     char *dir = tmpdir("e2e");
     ck_assert_int_eq(ag_transcoder_save(tc, dir), AG_OK);
     ag_transcoder *back = NULL;

@@ -19,6 +19,8 @@ static int run_graph(cli_args *a) {
     if (s) go.max_logits = (int32_t)v;
     if ((s = cli_opt(a, NULL, "--batch-size")) && cli_parse_int(s, "--batch-size", 1, 1 << 20, &v)) return 1;
     if (s) go.batch_size = (int32_t)v;
+    if ((s = cli_opt(a, NULL, "--ig-steps")) && cli_parse_int(s, "--ig-steps", 1, 1 << 16, &v)) return 1;
+    if (s) go.ig_steps = (int32_t)v;
     if ((s = cli_opt(a, NULL, "--logit-prob")) && cli_parse_float(s, "--logit-prob", &x)) return 1;
     if (s) go.logit_prob = x;
     if ((s = cli_opt(a, NULL, "--node-threshold")) && cli_parse_float(s, "--node-threshold", &x)) return 1;
@@ -132,7 +134,7 @@ static int run_graph(cli_args *a) {
 const cli_command cli_cmd_graph = {
     "graph", "build, prune and export an attribution graph (viewer JSON, DOT)",
     "usage: attrgraph graph -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS) -o G.json [--dot G.dot] [--html G.html]\n"
-    "                       [--method decomposition|gradient] [--basis neurons | --basis transcoders --transcoders DIR]\n"
+    "                       [--method decomposition|gradient|ig [--ig-steps N]] [--basis neurons | --basis transcoders --transcoders DIR]\n"
     "                       [--max-feature-nodes N] [--max-logits K] [--logit-prob P]\n"
     "                       [--node-threshold X] [--edge-threshold Y] [--targets ID,ID,...]\n"
     "                       [--batch-size B] [--slug NAME] [--unpruned] [--no-timings] [-q]\n\n"
@@ -144,7 +146,9 @@ const cli_command cli_cmd_graph = {
     "incoming links sum to its value. At most --max-feature-nodes (default 7500; 0 = all)\n"
     "neurons are expanded, greedily by influence; the rest fold into their error node.\n"
     "--method gradient gives attribution-patching edges instead (the real model's Jacobian,\n"
-    "MLP outputs still held fixed: first-order direct effects, which do not sum exactly).\n""With --basis transcoders the units are the features of a transcoder set (attrgraph transcoder\n"
+    "MLP outputs still held fixed: first-order direct effects, which do not sum exactly).\n"
+    "--method ig averages those edges along alpha x the embeddings (alpha on --ig-steps 16\n"
+    "midpoint nodes of [0,1]; EAP-IG's path-averaged edges).\n""With --basis transcoders the units are the features of a transcoder set (attrgraph transcoder\n"
     "train), error nodes carry MLP output minus reconstruction, and feature labels become clerps.\n"
     "The graph is pruned (--node-threshold 0.8, --edge-threshold 0.98; --unpruned writes\n"
     "everything) and written as the attribution-graph viewer JSON (-o) and Graphviz DOT\n"

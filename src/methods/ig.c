@@ -303,6 +303,7 @@ typedef struct integ {
     float *grad;         /* [B*cap_seq][n] */
     double *fvals;       /* [B*cap_seq] */
     int64_t evals;
+    double progress_last;
     double *nodes, *weights;
 } integ;
 
@@ -434,6 +435,8 @@ static ag_status run_round(integ *g, double progress_lo, double progress_hi) {
         st = run_batch(g, r0, r1);
         if (st == AG_OK && g->ig->progress) {
             double fr = progress_lo + (progress_hi - progress_lo) * (double)r1 / g->n_reqs;
+            fr = fr > g->progress_last ? fr : g->progress_last; /* never backwards */
+            g->progress_last = fr;
             if (g->ig->progress(fr, g->ig->user_data))
                 st = agi_error(AG_ERR_CANCELLED, g->func, "cancelled by the progress callback");
         }
@@ -535,8 +538,8 @@ ag_status agi_integrate(const ag_trace *trace, int kind, int layer, const agi_se
     double per_seq = 4.0 * (acts_floats_per_seq(c, T) +
                             (double)B * ((double)T * (3 * c->dim + 2 * c->kv_dim + 3 * c->hidden_dim) + (double)n));
     int cap = ig->batch_size > 0 ? ig->batch_size : (int)fmax(1.0, fmin(64.0, 256.0 * 1048576.0 / per_seq));
-    int first = g->n_reqs, next = adaptive ? 2 * k + 1 : 0;
-    int need = first > next ? first : next;
+    /* a fixed rule needs one round of known size; the adaptive rule's later rounds can be large */
+    int need = adaptive ? cap : g->n_reqs;
     g->cap_seq = cap < need ? cap : need;
     st = agi_target_ctx_init(&g->tc, g->m, func);
     if (st != AG_OK) goto done;

@@ -281,6 +281,22 @@ static int ex_cmp_desc(const void *a, const void *b) {
     return ex_less(y, x) ? -1 : ex_less(x, y) ? 1 : 0;
 }
 
+/* Replace every byte that is not part of a valid UTF-8 sequence by '?' (byte-fallback tokens
+ * decode to lone bytes; JSON writers and viewers need valid UTF-8). */
+static void utf8_sanitize(char *s) {
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        int ok = n >= 0 && !(n == 1 && *p < 0xC2);
+        for (int k = 1; ok && k <= n; k++) ok = (p[k] & 0xC0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n + 1;
+    }
+}
+
 /* Append the decoded text of tokens [p0, p1] of window s to buf, the token at `mark` in [ ]. */
 static void context_text(const ag_model *m, const agi_tc_corpus *c, int s, int p0, int p1, int mark, char *buf, size_t cap) {
     size_t n = 0;
@@ -300,6 +316,7 @@ static void context_text(const ag_model *m, const agi_tc_corpus *c, int s, int p
             break;
         }
     }
+    utf8_sanitize(buf);
 }
 
 static void token_text(const ag_model *m, int32_t t, char *buf, size_t cap) {
@@ -307,6 +324,7 @@ static void token_text(const ag_model *m, int32_t t, char *buf, size_t cap) {
     if (ag_token_decode(m, -1, t, buf, cap, &len) != AG_OK) snprintf(buf, cap, "<%d>", (int)t);
     for (char *q = buf; *q; q++)
         if (*q == '\n' || *q == '\r' || *q == '\t') *q = ' ';
+    utf8_sanitize(buf);
 }
 
 typedef struct lidx {
