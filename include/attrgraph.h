@@ -437,7 +437,9 @@ typedef struct ag_attribute_options {
     const float *waypoints;    /**< AG_METHOD_PATH: n_waypoints site-shaped arrays back to back */
     int32_t n_waypoints;       /**< 0 (path = straight lines from the baselines) or >= 2 */
     int32_t batch_size;        /**< quadrature nodes per batched forward/backward (0 = automatic:
-                                    as many as fit in about 256 MiB of activations, at most 64) */
+                                    as many as fit in about 256 MiB of activations, at most 64).
+                                    Results agree across batch sizes to float rounding (so the
+                                    adaptive rule may split a borderline panel differently) */
     double tolerance;          /**< AG_QUAD_ADAPTIVE: relative completeness tolerance (default 1e-3) */
     int32_t max_evaluations;   /**< AG_QUAD_ADAPTIVE: budget of gradient evaluations (default 8192);
                                     at the budget the result is returned with its error */
@@ -1165,8 +1167,8 @@ typedef struct ag_train_options {
     int32_t batch_size;        /**< sequences per step (default 32) */
     int64_t steps;             /**< default 3000 */
     int64_t warmup_steps;      /**< default 100 */
-    float learning_rate;       /**< peak, default 3e-3 */
-    float min_learning_rate;   /**< end of the cosine, default 3e-4 */
+    float learning_rate;       /**< peak, default 2e-3 */
+    float min_learning_rate;   /**< end of the cosine, default 1e-4 */
     float weight_decay;        /**< decoupled, matrices only (not RMSNorm gains), default 0.1 */
     float beta1, beta2;        /**< default 0.9, 0.95 */
     float adam_eps;            /**< default 1e-8 */

@@ -20,11 +20,6 @@
 #include "methods/method.h"
 #include "naive_llama.h"
 
-/* attribute.c refers to the decomposition method weakly (it plugs in when linked); this
- * suite links the library's objects through a static archive, where a weak reference does
- * not pull the member in, so refer to it strongly here. */
-extern const agi_method agi_method_decomposition;
-const agi_method *const check_frozen_decomposition = &agi_method_decomposition;
 
 static const int32_t PROMPT[] = {1, 403, 407, 261, 378}; /* "Once upon a time" */
 

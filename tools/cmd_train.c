@@ -171,7 +171,7 @@ const cli_command cli_cmd_train = {
     "  --dim D --hidden H --layers L --heads H --kv-heads K     (default 96, 256, 4, 4, 4)\n"
     "  --seq-len T              training context (default 64)   --tied     share embedding and classifier\n"
     "  --steps N --batch B      (default 3000, 32)              --warmup N (default 100)\n"
-    "  --lr X --min-lr X        peak and final learning rate (default 3e-3, 3e-4)\n"
+    "  --lr X --min-lr X        peak and final learning rate (default 2e-3, 1e-4)\n"
     "  --weight-decay X --beta1 X --beta2 X --clip X            (default 0.1, 0.9, 0.95, 1)\n"
     "  --checkpoint PATH [--checkpoint-every N]   save optimiser state (every N steps and at the end)\n"
     "  --resume PATH            continue a checkpoint (same options): the result equals an uninterrupted run\n"

@@ -11,14 +11,9 @@
 #include "core/core.h"
 #include "methods/method.h"
 
-/* The decomposition method (issue #4, src/methods/decomposition.c) plugs in by defining this
- * symbol; until it is linked in, the weak reference is NULL and the method is unsupported. */
-#if defined(__GNUC__) || defined(__clang__)
-extern const agi_method agi_method_decomposition __attribute__((weak));
+/* The decomposition method (src/methods/decomposition.c) is referenced strongly, so a
+ * static link always pulls it in. */
 #define AGI_DECOMPOSITION (&agi_method_decomposition)
-#else
-#define AGI_DECOMPOSITION ((const agi_method *)NULL)
-#endif
 
 struct ag_attribution {
     int32_t method, site_kind, site_layer;

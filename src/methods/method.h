@@ -96,6 +96,7 @@ typedef struct agi_method {
 extern const agi_method agi_method_gradient;
 extern const agi_method agi_method_ig;
 extern const agi_method agi_method_path;
+extern const agi_method agi_method_decomposition;
 
 /* Site geometry of a trace: rows T, row width, total floats. */
 size_t agi_site_size(const ag_trace *trace, int site_kind);

@@ -33,8 +33,8 @@ ag_status ag_train_options_init(ag_train_options *opts, size_t struct_size) {
     d.batch_size = 32;
     d.steps = 3000;
     d.warmup_steps = 100;
-    d.learning_rate = 3e-3f;
-    d.min_learning_rate = 3e-4f;
+    d.learning_rate = 2e-3f;
+    d.min_learning_rate = 1e-4f;
     d.weight_decay = 0.1f;
     d.beta1 = 0.9f;
     d.beta2 = 0.95f;
