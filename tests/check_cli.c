@@ -417,13 +417,11 @@ END_TEST
 
 START_TEST(test_bad_input) {
     const char *M = ag_test_fixture(STORIES_BIN), *Z = ag_test_fixture(TOK512), *XS = ag_test_fixture(XS_BIN);
+    /* Without -m the CLI uses the built-in model (issue 5; tests/check_builtin.c covers it);
+     * a tokenizer without a model is still an error. */
     {
-        const char *a[] = {"logits", "-t", "1,403", NULL};
-        expect_bad("missing -m (logits)", a);
-    }
-    {
-        const char *a[] = {"info", NULL};
-        expect_bad("missing -m (info)", a);
+        const char *a[] = {"tokenize", "-z", Z, "-p", "Once", NULL};
+        expect_bad("-z without -m", a);
     }
     {
         const char *a[] = {"info", "-m", "/nonexistent/dir/model.bin", NULL};

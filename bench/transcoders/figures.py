@@ -109,7 +109,8 @@ def bars(path, title, groups, labels):
 def main():
     run, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    main_runs = [("plt_relu", "PLT ReLU+L1"), ("plt_topk", "PLT TopK k=16"), ("clt_topk", "CLT TopK k=16")]
+    main_runs = [("plt_relu", "PLT ReLU+L1"), ("plt_topk", "PLT TopK k=16"), ("clt_topk", "CLT TopK k=16"),
+                 ("plt_topk32", "PLT TopK k=32"), ("clt_topk32", "CLT TopK k=32")]
     curves = []
     for k, (name, label) in enumerate(main_runs):
         p = os.path.join(run, name + ".log")

@@ -18,10 +18,12 @@ train() { # name, options...
   $AG transcoder train -m $M -o "$OUT/$name" --progress-every 100 "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
   $AG transcoder eval -m $M --transcoders "$OUT/$name" -q > "$OUT/${name}_eval.json"
 }
-# the three sets of the README table (1024 features per layer)
+# the sets of the README table (1024 features per layer)
 train plt_relu --steps 3000 --batch-size 1024 --l1 1.5 --corpus-tokens 400000
 train plt_topk --activation topk --k 16 --steps 3000 --batch-size 1024 --corpus-tokens 400000
 train clt_topk --kind clt --activation topk --k 16 --steps 1200 --batch-size 1024 --corpus-tokens 300000
+train plt_topk32 --activation topk --k 32 --steps 3000 --batch-size 1024 --corpus-tokens 400000
+train clt_topk32 --kind clt --activation topk --k 32 --steps 2000 --batch-size 1024 --corpus-tokens 400000
 # the L0 sweep (shorter runs)
 train sw_topk4 --activation topk --k 4 --steps 800 --batch-size 1024 --corpus-tokens 150000
 train sw_topk32 --activation topk --k 32 --steps 800 --batch-size 1024 --corpus-tokens 150000
@@ -30,7 +32,7 @@ $AG transcoder label -m $M -z $Z --transcoders "$OUT/plt_topk" -q > "$OUT/plt_to
 # graphs on held-out story prompts (not in any training corpus: written by hand)
 i=0
 while IFS= read -r prompt; do
-  for set in plt_relu plt_topk clt_topk; do
+  for set in plt_relu plt_topk plt_topk32 clt_topk clt_topk32 sw_topk32; do
     $AG graph -m $M -z $Z -p "$prompt" --basis transcoders --transcoders "$OUT/$set" \
         -o "$OUT/graph_${set}_$i.json" 2> "$OUT/graph_${set}_$i.log" || true
   done
