@@ -328,7 +328,8 @@ START_TEST(test_loss_decreases) {
     ck_assert_int_eq(l.n, (int)o.steps);
     double first = l.v[0], last = 0;
     for (int i = l.n - 3; i < l.n; i++) last += l.v[i] / 3;
-    ck_assert_msg(first > 6.0 && last < first - 1.0, "loss %g -> %g", first, last);
+    double drop = ag_test_under_valgrind() ? 0.5 : 1.0; /* 12 steps under valgrind, 40 otherwise */
+    ck_assert_msg(first > 6.0 && last < first - drop, "loss %g -> %g", first, last);
     ag_model_info info;
     info.struct_size = sizeof info;
     ck_assert_int_eq(ag_model_get_info(m, &info), AG_OK);

@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 
 static double mono_s(void) {
     struct timespec ts;
@@ -21,11 +23,13 @@ static double cpu_s(void) {
 typedef struct tc_progress {
     int quiet;
     double t0;
+    cli_progress bar; /* the shared bar on a terminal; also turns Ctrl-C into a cancel */
 } tc_progress;
 
 static int progress_cb(const ag_transcoder_progress *p, void *user) {
     tc_progress *tp = user;
-    if (tp->quiet) return 0;
+    int stop = cli_progress_update(&tp->bar, p->phase, (double)p->step, (double)p->total_steps);
+    if (tp->quiet || tp->bar.mode == CLI_PROGRESS_BAR) return stop;
     double el = mono_s() - tp->t0;
     if (strcmp(p->phase, "train") == 0) {
         double frac = p->total_steps ? (double)p->step / (double)p->total_steps : 0.0;
@@ -43,7 +47,7 @@ static int progress_cb(const ag_transcoder_progress *p, void *user) {
     } else {
         fprintf(stderr, "attrgraph transcoder: %s ...  %.0f s\n", p->phase, el);
     }
-    return 0;
+    return stop;
 }
 
 static int parse_i64(cli_args *a, const char *name, long long lo, long long hi, int64_t *out) {
@@ -137,12 +141,14 @@ static int run_train(cli_args *a, const char *cmd) {
         ag_model_free(m);
         return 1;
     }
-    tc_progress tp = {quiet, mono_s()};
+    tc_progress tp = {quiet, mono_s(), {0}};
+    cli_progress_begin(&tp.bar, "transcoder", quiet || !isatty(STDERR_FILENO));
     o.progress = progress_cb;
     o.user_data = &tp;
     double c0 = cpu_s(), t0 = mono_s();
     ag_transcoder *tc = NULL;
     ag_status st = ag_transcoder_train(&tc, m, &o);
+    cli_progress_end(&tp.bar, st);
     double wall = mono_s() - t0, cpu = cpu_s() - c0;
     int rc = 0;
     if (st != AG_OK) rc = cli_fail_status(cmd, st);
@@ -206,7 +212,8 @@ static int run_eval(cli_args *a, const char *cmd, int label) {
         ag_model_free(m);
         return cli_fail_status(cmd, st);
     }
-    tc_progress tp = {quiet, mono_s()};
+    tc_progress tp = {quiet, mono_s(), {0}};
+    cli_progress_begin(&tp.bar, "transcoder", quiet || !isatty(STDERR_FILENO));
     o.progress = progress_cb;
     o.user_data = &tp;
     ag_transcoder_info ti;
@@ -217,6 +224,7 @@ static int run_eval(cli_args *a, const char *cmd, int label) {
     json_out j;
     if (label) {
         st = ag_transcoder_label(tc, m, &o);
+        cli_progress_end(&tp.bar, st);
         if (st == AG_OK) st = ag_transcoder_save(tc, out ? out : dir);
         if (st != AG_OK) rc = cli_fail_status(cmd, st);
         else {
@@ -252,6 +260,7 @@ static int run_eval(cli_args *a, const char *cmd, int label) {
         e.struct_size = sizeof e;
         if (!ls) st = AG_ERR_OUT_OF_MEMORY;
         if (st == AG_OK) st = ag_transcoder_evaluate(tc, m, &o, ls, &e);
+        cli_progress_end(&tp.bar, st);
         if (st != AG_OK) rc = cli_fail_status(cmd, st);
         else {
             json_begin(&j, stdout);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "progress.h"
 
 #define MAX_GROUPS 256
 
@@ -58,15 +59,9 @@ static int parse_group(const char *cmd, const ag_graph *g, const char *s, int64_
     return rc;
 }
 
-static int progress_cb(const char *phase, double done, void *user) {
-    (void)user;
-    fprintf(stderr, "\rattrgraph validate: graph %s %3.0f%%", phase, 100.0 * done);
-    if (done >= 1.0) fputc('\n', stderr);
-    return 0;
-}
-
 static int run_validate(cli_args *a) {
     const char *cmd = "validate";
+    cli_progress bar;
     long long top_k = 20, max_nodes = 0, max_logits = 10, target_tok = -1;
     const char *s;
     if ((s = cli_opt(a, "-k", "--top-k")) && cli_parse_int(s, "--top-k", 0, 1 << 20, &top_k)) return 1;
@@ -100,7 +95,8 @@ static int run_validate(cli_args *a) {
         AG_GRAPH_OPTIONS_INIT(go);
         go.max_feature_nodes = (int32_t)max_nodes;
         go.max_logits = (int32_t)max_logits;
-        if (!quiet) go.progress = progress_cb;
+        go.progress = cli_progress_cb; /* a bar on a terminal, lines otherwise; Ctrl-C cancels */
+        go.user_data = &bar;
         ag_graph_target tg;
         if (target_tok >= 0) {
             memset(&tg, 0, sizeof tg);
@@ -109,7 +105,11 @@ static int run_validate(cli_args *a) {
             go.targets = &tg;
             go.n_targets = 1;
         }
-        if ((st = ag_graph_build(&g, t, &go)) != AG_OK) rc = cli_fail_status(cmd, st);
+        cli_progress_begin(&bar, cmd, quiet);
+        st = ag_graph_build(&g, t, &go);
+        cli_progress_end(&bar, st);
+        if (st == AG_ERR_CANCELLED) rc = 130;
+        else if (st != AG_OK) rc = cli_fail_status(cmd, st);
     }
     for (int i = 0; !rc && i < n_groups; i++) rc = parse_group(cmd, g, groups_s[i], &gnodes, &gn, &gcap, &gsizes[i]);
     if (!rc) {

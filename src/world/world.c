@@ -509,7 +509,6 @@ static void document_sequence(const agi_world *w, agi_rng *r, seq *s, int n) {
     unsigned char used_person[AGI_WORLD_PEOPLE] = {0}, used_city[AGI_WORLD_CITIES] = {0};
     int person[MAX_INTRO], city[MAX_INTRO], asked[MAX_INTRO];
     int n_intro = 0, n_first = 2 + (int)agi_rng_below(r, 3);
-    if (agi_rng_below(r, 3) == 0) put_fact(w, s, r, NULL, NULL); /* some documents open with a fact */
     while (s->n < n) {
         uint32_t roll = agi_rng_below(r, 100);
         int can_ask = 0;

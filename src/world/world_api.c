@@ -114,7 +114,7 @@ ag_status ag_world_evaluate(const ag_model *m, uint64_t seed, int32_t n_per_task
     }
     /* Examples are padded to T and run B at a time: with causal attention, the padding after
      * a prompt cannot change the logits at the prompt's positions. */
-    const int B = 32;
+    const int B = n_per_task < 32 ? n_per_task : 32;
     int T = m->cfg.seq_len < 64 ? m->cfg.seq_len : 64;
     agi_acts a;
     st = agi_acts_alloc(&a, &m->cfg, B, T, T, 1, fn);
