@@ -24,6 +24,9 @@ void agi_clear_error(void);
 void *agi_malloc(size_t size, const char *func);
 void *agi_calloc(size_t n, size_t size, const char *func);
 
+/* Seconds on the monotonic clock (for phase timings). */
+double agi_now_seconds(void);
+
 /* Overflow-safe arithmetic: return 0 on overflow, 1 and *out on success. */
 static inline int agi_mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;

@@ -27,12 +27,6 @@
 #include "engine/blas.h"
 #include "graph/graph.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- small helpers ------------------------------------------------------------------------ */
 
 static inline uint16_t to_bf16(float x) { /* x >= 0, finite: round to nearest even */
@@ -490,7 +484,7 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
     const agi_config *c = &tr->model->cfg;
     int L = g->L, T = g->T, D = g->D, Hd = g->n_per_pos;
     const agi_basis *basis = g->basis;
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
     ag_status st = AG_OK;
     int Bmax = o->batch_size;
     /* units that can be nodes: all, or (sparse bases) those with a nonzero activation */
@@ -551,7 +545,7 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
     bc.absbuf = NULL;
     bc.absbuf_cap = 0;
     qsort(sel, (size_t)n_sel, sizeof *sel, cmp_i64); /* (l, p, i) order */
-    double t1 = now_s();
+    double t1 = agi_now_seconds();
     g->t_rank = t1 - t0;
 
     g->n_units = n_sel;
@@ -746,7 +740,7 @@ ag_status agi_graph_build(ag_graph *g, const ag_trace *tr, const ag_graph_option
     free(row_edges);
     if (st != AG_OK) goto out;
     g->flops = bc.flops + ws.flops;
-    g->t_rows = now_s() - t1;
+    g->t_rows = agi_now_seconds() - t1;
 
 out:
     if (rows)

@@ -84,12 +84,6 @@ void ag_graph_free(ag_graph *g) {
     free(g);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static ag_status build_csc(ag_graph *g, const char *func) {
     int64_t n = g->n_nodes;
     g->col_ptr = agi_calloc((size_t)n + 1, sizeof(int64_t), func);
@@ -153,7 +147,7 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
     int T = tr->acts.T;
     if (T > c->seq_len)
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "the trace's %d tokens exceed the model's context of %d", T, c->seq_len);
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
 
     agi_basis *own = NULL;
     if (!basis) {
@@ -211,7 +205,7 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
     if (st == AG_OK) st = build_csc(g, fn);
     if (st == AG_OK && o.progress && o.progress("prune", 0.0, o.user_data))
         st = agi_error(AG_ERR_CANCELLED, fn, "cancelled by the progress callback");
-    double t1 = now_s();
+    double t1 = agi_now_seconds();
     if (st == AG_OK) st = agi_graph_prune(g, fn);
     if (st == AG_OK && o.progress && o.progress("prune", 1.0, o.user_data))
         st = agi_error(AG_ERR_CANCELLED, fn, "cancelled by the progress callback");
@@ -219,8 +213,8 @@ ag_status ag_graph_build(ag_graph **out, const ag_trace *tr, const ag_graph_opti
         ag_graph_free(g);
         return st;
     }
-    g->t_prune = now_s() - t1;
-    g->t_total = now_s() - t0;
+    g->t_prune = agi_now_seconds() - t1;
+    g->t_total = agi_now_seconds() - t0;
     agi_clear_error();
     *out = g;
     return AG_OK;

@@ -15,6 +15,19 @@
  * static link always pulls it in. */
 #define AGI_DECOMPOSITION (&agi_method_decomposition)
 
+ag_status agi_site_state_prepare(const agi_method_request *req, void **state) {
+    agi_site_state *s = agi_calloc(1, sizeof *s, req->func);
+    if (!s) return AG_ERR_OUT_OF_MEMORY;
+    s->trace = req->trace;
+    s->site_kind = req->site_kind;
+    s->site_layer = req->site_layer;
+    s->func = req->func;
+    *state = s;
+    return AG_OK;
+}
+
+void agi_site_state_release(void *state) { free(state); }
+
 struct ag_attribution {
     int32_t method, site_kind, site_layer;
     int64_t shape[3];
@@ -26,12 +39,6 @@ struct ag_attribution {
     agi_target target;
     ag_attribution_stats stats;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 ag_status ag_attribute_options_init(ag_attribute_options *o, size_t struct_size) {
     static const char *const fn = "ag_attribute_options_init";
@@ -75,7 +82,7 @@ static const agi_method *method_by_id(int32_t id) {
 
 ag_status ag_attribute(const ag_trace *trace, const ag_attribute_options *opts, ag_attribution **out) {
     static const char *const fn = "ag_attribute";
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
     if (!out) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "out is NULL");
     *out = NULL;
     if (!trace) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "trace is NULL");
@@ -144,7 +151,7 @@ ag_status ag_attribute(const ag_trace *trace, const ag_attribute_options *opts, 
     r->sum = sum;
     r->completeness_error = isnan(r->baseline_value) ? NAN : sum - (r->target_value - r->baseline_value);
     r->stats = res.stats;
-    r->stats.total_seconds = now_s() - t0;
+    r->stats.total_seconds = agi_now_seconds() - t0;
     agi_clear_error();
     *out = r;
     return AG_OK;

@@ -21,33 +21,9 @@
 #include "core/core.h"
 #include "methods/method.h"
 
-typedef struct dec_state {
-    const ag_trace *trace;
-    int site_kind, site_layer;
-    const char *func;
-} dec_state;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static ag_status dec_prepare(const agi_method_request *req, void **state) {
-    dec_state *s = agi_calloc(1, sizeof *s, req->func);
-    if (!s) return AG_ERR_OUT_OF_MEMORY;
-    s->trace = req->trace;
-    s->site_kind = req->site_kind;
-    s->site_layer = req->site_layer;
-    s->func = req->func;
-    *state = s;
-    return AG_OK;
-}
-
-static void dec_release(void *state) { free(state); }
 
 static ag_status dec_vjp(void *state, const agi_target *targets, int B, agi_method_result *res) {
-    dec_state *s = state;
+    agi_site_state *s = state;
     const ag_trace *tr = s->trace;
     const ag_model *m = tr->model;
     const agi_config *c = &m->cfg;
@@ -59,7 +35,7 @@ static ag_status dec_vjp(void *state, const agi_target *targets, int B, agi_meth
                              "the decomposition method needs a target that is linear in the frozen model "
                              "(logit, demeaned-logit, logit difference, direction or unit), not a %s",
                              targets[b].kind == AG_TARGET_PROB ? "probability" : "log-probability");
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
     agi_target_ctx tc;
     ag_status st = agi_target_ctx_init(&tc, m, func);
     if (st != AG_OK) return st;
@@ -81,7 +57,7 @@ static ag_status dec_vjp(void *state, const agi_target *targets, int B, agi_meth
         res->baseline_value[b] = 0.0;
         seeds[b] = (agi_seed){b, agi_target_station(c, &targets[b]), targets[b].position, 1.0f, seedv + (size_t)b * wmax};
     }
-    double t1 = now_s();
+    double t1 = agi_now_seconds();
     st = agi_backward_init(&bw, m, &tr->acts, B, func);
     if (st != AG_OK) goto done;
     bw.flags = AGI_BW_FREEZE_NORMS | AGI_BW_FREEZE_ATTN | AGI_BW_FREEZE_GATES;
@@ -100,7 +76,7 @@ static ag_status dec_vjp(void *state, const agi_target *targets, int B, agi_meth
             res->baseline_value[b] = acc;
         }
     }
-    double t2 = now_s();
+    double t2 = agi_now_seconds();
     const float *z = agi_site_ptr(&tr->acts, c, s->site_kind, s->site_layer, 0);
     for (int b = 0; b < B; b++) {
         const float *g = grad + (size_t)b * n;
@@ -130,5 +106,5 @@ done:
     return st;
 }
 
-const agi_method agi_method_decomposition = {"decomposition", AG_METHOD_DECOMPOSITION, dec_prepare, dec_vjp,
-                                             dec_release};
+const agi_method agi_method_decomposition = {"decomposition", AG_METHOD_DECOMPOSITION, agi_site_state_prepare, dec_vjp,
+                                             agi_site_state_release};

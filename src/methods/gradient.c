@@ -9,39 +9,15 @@
 #include "core/core.h"
 #include "methods/method.h"
 
-typedef struct grad_state {
-    const ag_trace *trace;
-    int site_kind, site_layer;
-    const char *func;
-} grad_state;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static ag_status grad_prepare(const agi_method_request *req, void **state) {
-    grad_state *s = agi_calloc(1, sizeof *s, req->func);
-    if (!s) return AG_ERR_OUT_OF_MEMORY;
-    s->trace = req->trace;
-    s->site_kind = req->site_kind;
-    s->site_layer = req->site_layer;
-    s->func = req->func;
-    *state = s;
-    return AG_OK;
-}
-
-static void grad_release(void *state) { free(state); }
 
 static ag_status grad_vjp(void *state, const agi_target *targets, int B, agi_method_result *res) {
-    grad_state *s = state;
+    agi_site_state *s = state;
     const ag_trace *tr = s->trace;
     const ag_model *m = tr->model;
     const agi_config *c = &m->cfg;
     const char *func = s->func;
     size_t n = agi_site_size(tr, s->site_kind);
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
     agi_target_ctx tc;
     ag_status st = agi_target_ctx_init(&tc, m, func);
     if (st != AG_OK) return st;
@@ -60,11 +36,11 @@ static ag_status grad_vjp(void *state, const agi_target *targets, int B, agi_met
         res->baseline_value[b] = NAN;
         seeds[b] = (agi_seed){b, agi_target_station(c, &targets[b]), targets[b].position, 1.0f, seedv + (size_t)b * wmax};
     }
-    double t1 = now_s();
+    double t1 = agi_now_seconds();
     st = agi_backward_init(&bw, m, &tr->acts, B, func);
     if (st != AG_OK) goto done;
     agi_backward_run(&bw, seeds, B, s->site_kind, s->site_layer, grad);
-    double t2 = now_s();
+    double t2 = agi_now_seconds();
     const float *z = agi_site_ptr(&tr->acts, c, s->site_kind, s->site_layer, 0);
     for (int b = 0; b < B; b++) {
         const float *g = grad + (size_t)b * n;
@@ -93,4 +69,4 @@ done:
     return st;
 }
 
-const agi_method agi_method_gradient = {"gradient", AG_METHOD_GRADIENT, grad_prepare, grad_vjp, grad_release};
+const agi_method agi_method_gradient = {"gradient", AG_METHOD_GRADIENT, agi_site_state_prepare, grad_vjp, agi_site_state_release};

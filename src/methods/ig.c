@@ -19,12 +19,6 @@
 #include "engine/forward.h"
 #include "methods/method.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- quadrature rules ---------------------------------------------------------------------- */
 
 void agi_gauss_legendre(int n, double *x, double *w) {
@@ -360,7 +354,7 @@ static ag_status run_batch(integ *g, int r0, int r1) {
     if (!order) return AG_ERR_OUT_OF_MEMORY;
     int ig_ = 0, ip_ = kg;
     for (int r = r0; r < r1; r++) order[g->reqs[r].panel >= 0 ? ig_++ : ip_++] = r;
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
     g->acts.B = ns; /* the layout follows B; every array the pass reads is rewritten below */
     for (int j = 0; j < ns; j++) {
         const ireq *q = &g->reqs[order[j]];
@@ -381,7 +375,7 @@ static ag_status run_batch(integ *g, int r0, int r1) {
                 g->act_of[cidx] = j;
             }
         }
-    double t1 = now_s();
+    double t1 = agi_now_seconds();
     g->res->stats.forward_seconds += t1 - t0;
     g->res->stats.forward_sequences += ns;
     g->res->stats.forward_flops += ns * agi_forward_flops_per_seq(c, T, g->layer) + 2.0 * ns * B * (double)c->dim * c->vocab_size;
@@ -392,7 +386,7 @@ static ag_status run_batch(integ *g, int r0, int r1) {
         g->bw.act_of = g->act_of;
         double f0 = g->bw.flops;
         agi_backward_run(&g->bw, g->seeds, B * kg, g->kind, g->layer, g->grad);
-        g->res->stats.backward_seconds += now_s() - t1;
+        g->res->stats.backward_seconds += agi_now_seconds() - t1;
         g->res->stats.backward_flops += g->bw.flops - f0;
     }
     g->res->stats.rounds++;

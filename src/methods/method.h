@@ -75,6 +75,16 @@ typedef struct agi_method_request {
     const char *func; /* for error messages */
 } agi_method_request;
 
+/* The state of a method that needs only the trace and the site (gradient, decomposition):
+ * a copy of the request's trace, site and function name. */
+typedef struct agi_site_state {
+    const ag_trace *trace;
+    int site_kind, site_layer;
+    const char *func;
+} agi_site_state;
+ag_status agi_site_state_prepare(const agi_method_request *req, void **state);
+void agi_site_state_release(void *state);
+
 /* Where a method writes its answers for B targets (arrays allocated by the caller). */
 typedef struct agi_method_result {
     float *values;          /* [B][site size] attributions */

@@ -48,12 +48,6 @@ ag_status ag_train_options_init(ag_train_options *opts, size_t struct_size) {
     return AG_OK;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static ag_status check_options(const ag_train_options *o) {
 #define RANGE(f, lo, hi)                                                                                 \
     if (!((o->f) >= (lo) && (o->f) <= (hi)))                                                             \
@@ -215,7 +209,7 @@ ag_status ag_train(ag_model **out, const ag_train_options *opts) {
     }
 
     agi_adamw opt = {o.learning_rate, o.beta1, o.beta2, o.adam_eps, o.weight_decay};
-    double t_start = now_seconds();
+    double t_start = agi_now_seconds();
     double loss_avg = -1.0;
     ag_train_progress pr;
     memset(&pr, 0, sizeof pr);
@@ -257,7 +251,7 @@ ag_status ag_train(ag_model **out, const ag_train_options *opts) {
             if (st != AG_OK) goto done;
         }
         if (o.progress && ((o.progress_every > 0 && done_steps % o.progress_every == 0) || done_steps == o.steps)) {
-            double el = now_seconds() - t_start;
+            double el = agi_now_seconds() - t_start;
             pr.step = done_steps;
             pr.loss = (float)loss;
             pr.loss_avg = (float)loss_avg;

@@ -39,12 +39,6 @@
 #include "train/train.h"
 #include "transcoder/transcoder.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 ag_status ag_transcoder_train_options_init(ag_transcoder_train_options *opts, size_t struct_size) {
     static const char *const fn = "ag_transcoder_train_options_init";
     if (!opts) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts is NULL");
@@ -536,7 +530,7 @@ static ag_status train_core(ag_transcoder *tc, agi_tc_source_fn src, void *user,
         init_params(&t, o->seed);
     }
     agi_adamw opt = {o->learning_rate, o->beta1, o->beta2, 1e-8f, 0.0f};
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
     step_stats acc = {0};
     float acc_dead = 0.0f;
     int acc_n = 0;
@@ -603,7 +597,7 @@ static ag_status train_core(ag_transcoder *tc, agi_tc_source_fn src, void *user,
             pr.learning_rate = opt.lr;
             pr.sparsity_coefficient = lambda;
             pr.tokens_seen = (double)(step + 1) * n;
-            pr.elapsed_seconds = now_s() - t0;
+            pr.elapsed_seconds = agi_now_seconds() - t0;
             memset(&acc, 0, sizeof acc);
             acc_dead = 0.0f;
             acc_n = 0;
@@ -747,7 +741,7 @@ static int report_phase(const ag_transcoder_train_options *o, const char *phase,
     pr.struct_size = sizeof pr;
     pr.phase = phase;
     pr.total_steps = o->steps;
-    pr.elapsed_seconds = now_s() - t0;
+    pr.elapsed_seconds = agi_now_seconds() - t0;
     return o->progress(&pr, o->user_data);
 }
 
@@ -791,7 +785,7 @@ ag_status ag_transcoder_train(ag_transcoder **out, const ag_model *m, const ag_t
         tc->model_name = malloc(strlen(b) + 1);
         if (tc->model_name) strcpy(tc->model_name, b);
     }
-    double t0 = now_s();
+    double t0 = agi_now_seconds();
     msrc s;
     memset(&s, 0, sizeof s);
     s.m = m;
