@@ -310,6 +310,9 @@ typedef struct ag_generate_options {
     float temperature;      /**< 0 = greedy (default 0) */
     float top_p;            /**< nucleus sampling cut, in (0,1]; 1 = off (default 1) */
     uint64_t seed;          /**< sampling seed (default 42); same seed, same text */
+    /** ag_generate_steered: the transcoder set of AG_SITE_FEATURE items (borrowed for the call;
+     *  default NULL; ignored by ag_generate). */
+    const struct ag_transcoder *transcoder;
 } ag_generate_options;
 
 AG_API ag_status ag_generate_options_init(ag_generate_options *opts, size_t struct_size);
@@ -367,7 +370,9 @@ enum {
     AG_SITE_RESID = 2, /**< input of block `layer` [T][D], layer in [0, n_layers] */
     AG_SITE_MID = 3,   /**< after the attention of block `layer` [T][D] */
     AG_SITE_MLP = 4,   /**< neurons of block `layer` [T][Hd] */
-    AG_SITE_ATTN = 5   /**< per-head outputs of block `layer` [T][H][hs] */
+    AG_SITE_ATTN = 5,  /**< per-head outputs of block `layer` [T][H][hs] */
+    AG_SITE_FEATURE = 6 /**< the features of a transcoder set's block `layer`: interventions only
+                             (ag_intervention.site; see INTERVENTIONS), not an attribution site */
 };
 
 /** Targets f (ag_attribute_options.target_kind). Values pinned. The logit-based kinds read
@@ -834,9 +839,37 @@ AG_API ag_status ag_viewer_write_html(const char *path, const char *json, size_t
  * pre-activation under the frozen gate, silu(gate_clean) * up (what a graph calls the unit's
  * value as a target); in FREE it is the unit's value.
  *
- * Units: site AG_SITE_MLP = the MLP neurons of block `layer` (index < hidden_dim). Transcoder
- * features act through their decoder directions; they need a transcoder set, which this
- * version cannot attach yet: any other site is AG_ERR_INVALID_ARGUMENT (issue #6 adds one).
+ * Units: site AG_SITE_MLP = the MLP neurons of block `layer` (index < hidden_dim); site
+ * AG_SITE_FEATURE = feature `index` (< n_features) of block `layer` of the transcoder set in
+ * ag_intervene_options.transcoder (ag_generate_options.transcoder for steered generation),
+ * which must fit the trace's model (same layer count and width; a set of another shape is
+ * AG_ERR_INVALID_ARGUMENT naming opts->transcoder). A feature acts through its decoder rows,
+ * as in circuit-tracer: clamped from its current activation a to a', it adds
+ * (a' - a) x W_dec[index][o] to the MLP output of block layer + o for every block it writes
+ * (o = 0 only for a per-layer set; every later block for a cross-layer set). Its clean value
+ * (previous, SCALE, ADD) is its activation on the trace. Per mode:
+ *   DIRECT  a = the clean activation (every MLP output frozen): a fixed vector per block, so
+ *           changes equal a transcoder graph's adjacency columns (feature targets' values are
+ *           W_enc . x at the read point, computable from the MLP_IN or MID tensor deltas).
+ *   LINEAR  with a transcoder set the local replacement model is the transcoder's: from the
+ *           lowest intervened block on, every MLP output is sum_s a_s W_dec[s -> l] plus the
+ *           rest of the trace's MLP output (reconstruction error, b_dec and the skip term,
+ *           held at their trace values: a graph's error nodes and constants), with every
+ *           feature recomputed from the read point under its frozen multiplier a/pre (1 for an
+ *           active feature, 0 for an inactive one). Changes equal a transcoder graph's path
+ *           sums. A set thus changes LINEAR even without feature items. The MLP neurons are not
+ *           run (their tensors keep the trace's values), so AG_SITE_MLP items are rejected.
+ *   FREE    free_replacement = 0 (default): the real model; a clamped feature's current
+ *           activation a is the encoder's (activation function included) on the run's
+ *           read-point input, and (a' - a) x W_dec is added to the real MLP outputs
+ *           (circuit-tracer's feature_intervention). free_replacement = 1: the transcoder's
+ *           replacement model of LINEAR with features through their activation function
+ *           (freeze_gates: through their frozen multipliers instead), so with
+ *           freeze_attention, freeze_norms and freeze_gates it equals LINEAR; AG_SITE_MLP items
+ *           are rejected.
+ * Position 0 holding BOS has no features (as in graphs): its MLP output is never replaced, a
+ * feature item whose range covers it skips it, and a feature item at position 0 alone is
+ * AG_ERR_INVALID_ARGUMENT.
  */
 
 /** What an intervention does (ag_intervention.kind). Values pinned. */
@@ -861,13 +894,15 @@ enum {
  *  `reserved`, and set `vector` NULL unless it is used. */
 typedef struct ag_intervention {
     int32_t kind;         /**< AG_INTERVENE_SET, _SCALE or _ADD */
-    int32_t site;         /**< AG_SITE_MLP (a neuron), AG_SITE_RESID, AG_SITE_MID or AG_SITE_EMBED */
+    int32_t site;         /**< AG_SITE_MLP (a neuron), AG_SITE_FEATURE (a transcoder feature),
+                               AG_SITE_RESID, AG_SITE_MID or AG_SITE_EMBED */
     int32_t layer;        /**< block, 0..n_layers-1; AG_SITE_RESID also n_layers (final residual);
                                ignored for AG_SITE_EMBED */
     int32_t position;     /**< first position, 0..T-1 (ag_generate_steered: 0..seq_len-1) */
     int32_t position_end; /**< one past the last position; 0 = `position` only; AG_POSITION_OPEN =
                                every later position, including generated ones */
-    int32_t index;        /**< unit index (AG_SITE_MLP: 0..hidden_dim-1); 0 for residual sites */
+    int32_t index;        /**< unit index (AG_SITE_MLP: 0..hidden_dim-1; AG_SITE_FEATURE:
+                               0..n_features-1); 0 for residual sites */
     float value;          /**< SET: the value; SCALE: the factor; ADD: the amount (finite) */
     int32_t reserved;     /**< must be 0 */
     const float *vector;  /**< ADD at a residual site: dim finite floats (borrowed for the call);
@@ -880,7 +915,14 @@ typedef struct ag_intervene_options {
     int32_t mode;             /**< AG_INTERVENE_* (default AG_INTERVENE_FREE) */
     int32_t freeze_attention; /**< FREE: 1 = attention patterns at the trace's values (default 0) */
     int32_t freeze_norms;     /**< FREE: 1 = RMSNorm scales at the trace's values (default 0) */
-    int32_t freeze_gates;     /**< FREE: 1 = SwiGLU factors silu(gate) at the trace's values (default 0) */
+    int32_t freeze_gates;     /**< FREE: 1 = SwiGLU factors silu(gate) at the trace's values (default 0);
+                                   with free_replacement: the features' multipliers a/pre */
+    /** The transcoder set of AG_SITE_FEATURE items and of the replacement model of LINEAR and
+     *  FREE + free_replacement (see the section comment). Borrowed for the call; default NULL. */
+    const struct ag_transcoder *transcoder;
+    /** FREE with a transcoder: 0 (default) the real model, 1 the transcoder's replacement model
+     *  (needs `transcoder`; ignored by DIRECT and LINEAR). */
+    int32_t free_replacement;
 } ag_intervene_options;
 
 /** Fill `opts` with defaults. Errors: AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION
@@ -899,8 +941,12 @@ typedef struct ag_intervention_result ag_intervention_result;
  *  trace's values (causality); everything else is recomputed.
  *  Errors: AG_ERR_INVALID_ARGUMENT (NULL trace/out, items NULL with n_items > 0, a bad field;
  *  the message names it, e.g. "items[2].layer = 9 is outside [0, 5)": unknown kind/site/mode,
- *  layer, position, position_end or index out of range, a non-finite value or vector entry,
- *  a missing or unexpected vector, nonzero reserved, two clamps of one unit at one position),
+ *  layer, position, position_end or index out of range (a feature's index against the set's
+ *  n_features), a non-finite value or vector entry, a missing or unexpected vector, nonzero
+ *  reserved, two clamps of one unit at one position; AG_SITE_FEATURE without
+ *  opts->transcoder, a set that does not fit the model, a feature item at the BOS position
+ *  alone, AG_SITE_MLP items where the transcoder replaces the MLPs, free_replacement without
+ *  a transcoder),
  *  AG_ERR_OUT_OF_MEMORY, AG_ERR_NUMERIC (non-finite logits). *out is NULL on failure.
  *  Threads: reads the trace (the trace's one-thread rule applies); the model may be shared. */
 AG_API ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, const ag_intervention *items,
@@ -939,9 +985,12 @@ AG_API int32_t ag_intervention_result_mode(const ag_intervention_result *result)
  *  position_end = AG_POSITION_OPEN keeps intervening on every generated token). Because there is
  *  no clean run of the generated text, SCALE and unit ADD are relative to the unit's value as
  *  computed in this run at that position (for a single intervention on the prompt that is its
- *  clean value). With n_items = 0 the output equals ag_generate's. Same arguments, stopping
- *  rules and sampling as ag_generate. Errors: those of ag_generate and of ag_intervene's items
- *  (positions checked against the model's seq_len). Thread-safe w.r.t. the model. */
+ *  clean value). Transcoder features (AG_SITE_FEATURE, the set in opts->transcoder) act as in
+ *  ag_intervene's FREE mode without free_replacement: (a' - a) x W_dec added to the real MLP
+ *  outputs, a the feature's activation in this run; no features at a BOS position 0. With
+ *  n_items = 0 the output equals ag_generate's. Same arguments, stopping rules and sampling as
+ *  ag_generate. Errors: those of ag_generate and of ag_intervene's items (positions checked
+ *  against the model's seq_len). Thread-safe w.r.t. the model and the set. */
 AG_API ag_status ag_generate_steered(const ag_model *model, const int32_t *prompt, size_t n_prompt,
                                      const ag_intervention *items, size_t n_items,
                                      const ag_generate_options *opts, int32_t *out_tokens, size_t cap,
@@ -952,7 +1001,8 @@ AG_API ag_status ag_generate_steered(const ag_model *model, const int32_t *promp
  * ag_graph_validate ablates the graph's most influential source nodes (units: set to 0;
  * embeddings and error nodes: their vector subtracted at the residual stream) one at a time,
  * and any caller-chosen groups of nodes together, and compares the change of one logit target
- * (its demeaned logit at the last position, as the graph defines it) with two predictions:
+ * (any logit node: a token's demeaned logit, a logit difference or a custom direction, i.e.
+ * w . final-norm output at the last position, as the graph defines it) with two predictions:
  *   predicted_direct = -(sum of the edges from the ablated nodes to the target): the direct effect;
  *   predicted_total  = the sum over every path of the unpruned graph (a forward sweep over the
  *                      graph's rows in layer order: a unit's change is the sum of its incoming
@@ -960,6 +1010,11 @@ AG_API ag_status ag_generate_steered(const ag_model *model, const int32_t *promp
  * Measured in each requested mode: DIRECT (equals predicted_direct), LINEAR (equals
  * predicted_total; units that are not graph nodes are held at their trace values, as the
  * graph's error nodes hold them), FREE (the real model) and FREE with frozen attention.
+ * A transcoder graph (AG_BASIS_TRANSCODERS) needs the set it was built with
+ * (ag_validate_options.transcoder): its feature nodes are ablated as AG_SITE_FEATURE items
+ * (-a x W_dec into every block the feature writes), LINEAR runs the transcoder's replacement
+ * model (ag_intervene's LINEAR with the set; features that are not nodes held), and FREE the
+ * real model (ag_intervene's FREE without free_replacement).
  */
 
 /** Modes measured by ag_graph_validate (ag_validate_options.modes, or-ed). Values pinned. */
@@ -976,13 +1031,17 @@ typedef struct ag_validate_options {
     size_t struct_size;
     int32_t top_k;              /**< source nodes to ablate one by one, by influence (default 20; 0: none) */
     int32_t modes;              /**< AG_VALIDATE_* or-ed (default AG_VALIDATE_ALL) */
-    int64_t target;             /**< node index of a token logit target; -1 (default): the one with
-                                     the largest weight (probability) */
+    int64_t target;             /**< node index of a logit node (a token, a logit difference or a
+                                     direction); -1 (default): the one with the largest weight
+                                     (the first of equals) */
     int32_t include_errors;     /**< 1 (default): error nodes may be among the top-k */
     int32_t include_embeddings; /**< 1 (default): embedding nodes may be among the top-k */
     const int64_t *group_nodes; /**< groups ablated together: node indices, groups back to back (borrowed) */
     const int32_t *group_sizes; /**< [n_groups] sizes (each >= 1) */
     int32_t n_groups;           /**< default 0 */
+    /** A transcoder graph: the set it was built with (required; borrowed for the call; checked
+     *  against the graph's shape and feature activations). Ignored for neuron graphs. Default NULL. */
+    const struct ag_transcoder *transcoder;
 } ag_validate_options;
 
 AG_API ag_status ag_validate_options_init(ag_validate_options *opts, size_t struct_size);
@@ -995,9 +1054,11 @@ typedef struct ag_validation ag_validation;
 /** Validate `graph` against the model on `trace`, the trace it was built from (checked: same
  *  positions and tokens). Runs 1 + (top_k + n_groups) x (modes) interventions.
  *  Errors: AG_ERR_INVALID_ARGUMENT (NULL; top_k < 0; modes outside AG_VALIDATE_ALL; target
- *  not a token logit node; a group node out of range, a logit node, or a group size < 1;
- *  a trace that does not match the graph; the message names the field), AG_ERR_UNSUPPORTED (a
- *  basis other than neurons), AG_ERR_OUT_OF_MEMORY. *out is NULL on failure.
+ *  not a logit node; a group node out of range, a logit node, or a group size < 1; a trace
+ *  that does not match the graph; a transcoder graph without opts->transcoder, or with a set
+ *  of another shape or whose activations on the trace differ from the graph's; the message
+ *  names the field), AG_ERR_UNSUPPORTED (a basis neither neurons nor transcoders),
+ *  AG_ERR_OUT_OF_MEMORY. *out is NULL on failure.
  *  Threads: reads the trace (its one-thread rule applies); the graph may be shared. */
 AG_API ag_status ag_graph_validate(ag_validation **out, const ag_graph *graph, const ag_trace *trace,
                                    const ag_validate_options *opts);
@@ -1048,12 +1109,13 @@ AG_API ag_status ag_validation_get_stats(const ag_validation *validation, int32_
                                          ag_validation_stats *out);
 
 /** The report as JSON (free *out with ag_free; *len may be NULL):
- *  {"target":{"node","id","token","value"},"modes":[names],
+ *  {"target":{"node","id","kind","token","token_b","value"},"modes":[names],
  *   "nodes":[{"node","id","kind","layer","position","index","activation","influence",
  *             "predicted_direct","predicted_total","measured":{mode: change}}],
  *   "groups":[{"nodes":[ids],"predicted_direct","predicted_total","measured":{...}}],
  *   "summary":{mode:{"vs_direct":{stats},"vs_total":{stats}}}}
- *  with mode names "direct", "linear", "free", "free_frozen_attention" and stats
+ *  with target kind "token", "logit_diff" or "direction" (token and token_b -1 when they do
+ *  not apply), mode names "direct", "linear", "free", "free_frozen_attention" and stats
  *  {"n","pearson","spearman","sign_agreement","rel_error","median_rel_error"}.
  *  Deterministic. Errors: AG_ERR_INVALID_ARGUMENT, AG_ERR_OUT_OF_MEMORY. Thread-safe. */
 AG_API ag_status ag_validation_json(const ag_validation *validation, char **out, size_t *len);

@@ -6,6 +6,9 @@
  *     graph's path sum (computed here by a backward sweep over the graph's edges, independently
  *     of ag_graph_validate's forward sweep);
  *   - ag_graph_validate's report (rows, groups, statistics, JSON) and its argument checks;
+ *   - logit-difference and direction targets: the same exactness, and the measured change
+ *     equal to the change of logit(a) - logit(b) / direction . final-norm output of the same
+ *     ablation run through ag_intervene;
  *   - `attrgraph validate`.
  * Independent pieces: W2 and the error vectors come from tests/support/naive_llama's own reader.
  */
@@ -473,6 +476,129 @@ START_TEST(test_validate_report) {
 }
 END_TEST
 
+/* ---- logit-difference and direction targets ------------------------------------------------- */
+
+static void check_virtual_target(const ag_graph_target *tg) {
+    ag_model *m = load_lib(STORIES_BIN);
+    ag_model_info in = info_of(m);
+    const int vg = ag_test_under_valgrind(), V = in.vocab_size, D = in.dim;
+    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_graph_options go;
+    ck_assert_int_eq(AG_GRAPH_OPTIONS_INIT(go), AG_OK);
+    go.max_feature_nodes = vg ? 300 : 0;
+    go.targets = tg;
+    go.n_targets = 1;
+    ag_graph *g = NULL;
+    ck_assert_int_eq(ag_graph_build(&g, t, &go), AG_OK);
+    size_t N = ag_graph_n_nodes(g);
+    ag_node_info tn = node_of(g, N - 1);
+    ck_assert_int_eq(tn.kind, AG_NODE_LOGIT);
+    ck_assert_int_eq(tn.token, -1); /* a virtual target */
+    double *H = total_effects(g, N - 1);
+    ag_validate_options o;
+    ck_assert_int_eq(AG_VALIDATE_OPTIONS_INIT(o), AG_OK);
+    o.top_k = vg ? 4 : 15; /* target -1: the only logit node */
+    ag_validation *v = NULL;
+    ag_status st = ag_graph_validate(&v, g, t, &o);
+    ck_assert_msg(st == AG_OK, "ag_graph_validate: %s", ag_last_error());
+    ck_assert_uint_eq(ag_validation_n_rows(v), (size_t)o.top_k);
+    int checked_free = 0;
+    for (size_t i = 0; i < ag_validation_n_rows(v); i++) {
+        ag_validation_row r;
+        r.struct_size = sizeof r;
+        ck_assert_int_eq(ag_validation_get_row(v, i, &r), AG_OK);
+        ck_assert_msg(fabs(r.predicted_total + H[r.node]) <= 1e-4 * fmax(1e-3, fabs(H[r.node])),
+                      "kind %d row %zu: path sum %.9g vs backward sweep %.9g", tg->kind, i, r.predicted_total, -H[r.node]);
+        ck_assert_msg(fabs(r.measured_linear - r.predicted_total) <= 1e-4 * fmax(1e-3, fabs(r.predicted_total)),
+                      "kind %d row %zu: linear %.9g vs path sum %.9g", tg->kind, i, r.measured_linear, r.predicted_total);
+        ck_assert_msg(fabs(r.measured_direct - r.predicted_direct) <= 1e-4 * fmax(1e-3, fabs(r.predicted_direct)),
+                      "kind %d row %zu: direct %.9g vs edge %.9g", tg->kind, i, r.measured_direct, r.predicted_direct);
+        /* the measured changes are the target's own: the same ablation through ag_intervene */
+        ag_node_info sn = node_of(g, (size_t)r.node);
+        if (sn.kind != AG_NODE_UNIT && sn.kind != AG_NODE_EMBEDDING) continue;
+        const float *emb;
+        int64_t sh[3];
+        int32_t nd;
+        ck_assert_int_eq(ag_trace_tensor(t, AG_TENSOR_RESID, 0, &emb, sh, &nd), AG_OK);
+        ag_intervention iv;
+        memset(&iv, 0, sizeof iv);
+        iv.position = sn.position;
+        if (sn.kind == AG_NODE_UNIT) {
+            iv.kind = AG_INTERVENE_SET;
+            iv.site = AG_SITE_MLP;
+            iv.layer = sn.layer;
+            iv.index = sn.index;
+        } else {
+            iv.kind = AG_INTERVENE_ADD;
+            iv.site = AG_SITE_EMBED;
+            iv.value = -1.0f;
+            iv.vector = emb + (size_t)sn.position * D;
+        }
+        for (int mode = 0; mode < 2; mode++) {
+            ag_intervention_result *ir = run(t, &iv, 1, mode ? AG_INTERVENE_FREE : AG_INTERVENE_DIRECT);
+            const float *dl, *dx;
+            ck_assert_int_eq(ag_intervention_result_logits(ir, -1, 1, &dl), AG_OK);
+            ck_assert_int_eq(ag_intervention_result_tensor(ir, AG_TENSOR_FINAL_OUT, 0, 1, &dx, sh, &nd), AG_OK);
+            double want = 0;
+            if (tg->kind == AG_GRAPH_TARGET_LOGIT_DIFF) {
+                want = (double)dl[tg->token] - (double)dl[tg->token_b];
+            } else {
+                for (int d = 0; d < D; d++) want += (double)tg->direction[d] * dx[(size_t)4 * D + d];
+            }
+            double got = mode ? r.measured_free : r.measured_direct;
+            ck_assert_msg(fabs(got - want) <= 1e-4 * fmax(0.1, fabs(want)), "kind %d row %zu %s: validate %.9g vs ag_intervene %.9g",
+                          tg->kind, i, mode ? "free" : "direct", got, want);
+            ag_intervention_result_free(ir);
+        }
+        checked_free++;
+    }
+    ck_assert_int_ge(checked_free, 1);
+    ag_validation_stats s;
+    s.struct_size = sizeof s;
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_DIRECT, 0, &s), AG_OK);
+    ck_assert_double_le(s.rel_error, 1e-4);
+    ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_LINEAR, 1, &s), AG_OK);
+    ck_assert_double_le(s.rel_error, 1e-4);
+    char *json = NULL;
+    ck_assert_int_eq(ag_validation_json(v, &json, NULL), AG_OK);
+    cJSON *root = cJSON_Parse(json);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_str_eq(ag_json_get(root, "target", "kind", NULL)->valuestring,
+                     tg->kind == AG_GRAPH_TARGET_LOGIT_DIFF ? "logit_diff" : "direction");
+    ck_assert_int_eq(ag_json_get(root, "target", "token", NULL)->valueint, tg->kind == AG_GRAPH_TARGET_LOGIT_DIFF ? tg->token : -1);
+    ck_assert_int_eq(ag_json_get(root, "target", "token_b", NULL)->valueint, tg->kind == AG_GRAPH_TARGET_LOGIT_DIFF ? tg->token_b : -1);
+    ck_assert_int_eq(ag_json_get(root, "target", "node", NULL)->valueint, (int)N - 1);
+    cJSON_Delete(root);
+    ag_free(json);
+    ag_validation_free(v);
+    free(H);
+    ag_graph_free(g);
+    ag_trace_free(t);
+    ag_model_free(m);
+    (void)V;
+}
+
+START_TEST(test_validate_logit_diff_target) {
+    ag_graph_target tg;
+    memset(&tg, 0, sizeof tg);
+    tg.kind = AG_GRAPH_TARGET_LOGIT_DIFF;
+    tg.token = 432;  /* "," */
+    tg.token_b = 261; /* another token */
+    check_virtual_target(&tg);
+}
+END_TEST
+
+START_TEST(test_validate_direction_target) {
+    float dir[64];
+    for (int d = 0; d < 64; d++) dir[d] = (float)sin(0.37 * d + 0.5);
+    ag_graph_target tg;
+    memset(&tg, 0, sizeof tg);
+    tg.kind = AG_GRAPH_TARGET_DIRECTION;
+    tg.direction = dir;
+    check_virtual_target(&tg);
+}
+END_TEST
+
 static void expect_bad(const ag_graph *g, const ag_trace *t, const ag_validate_options *o, const char *needle) {
     ag_validation *v = (ag_validation *)0x1;
     ag_status st = ag_graph_validate(&v, g, t, o);
@@ -616,6 +742,8 @@ static Suite *validate_suite(void) {
     tcase_add_test(tc, test_linear_path_sums);
     tcase_add_test(tc, test_validate_report);
     tcase_add_test(tc, test_validate_bad_arguments);
+    tcase_add_test(tc, test_validate_logit_diff_target);
+    tcase_add_test(tc, test_validate_direction_target);
 #ifdef AG_CLI_PATH
     tcase_add_test(tc, test_cli_validate);
 #endif

@@ -1,6 +1,6 @@
-/* attrgraph intervene (DESIGN §4): set, scale or shift MLP neurons and add vectors to the
- * residual stream, rerun the prompt in direct, linear or free mode, print the logits before and
- * after; optionally generate text with the interventions applied (steering). */
+/* attrgraph intervene (DESIGN §4): set, scale or shift MLP neurons or transcoder features and add
+ * vectors to the residual stream, rerun the prompt in direct, linear or free mode, print the
+ * logits before and after; optionally generate text with the interventions applied (steering). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,13 +47,18 @@ static int parse_pos(const char *s, const char **end, long T, ag_intervention *i
     return 0;
 }
 
-/* LAYER:POS:INDEX=NUMBER (NUMBER may be absent when want_value is 0). */
+/* [f]LAYER:POS:INDEX=NUMBER (NUMBER may be absent when want_value is 0); a leading 'f' makes it
+ * a transcoder feature. */
 static int parse_unit(const char *cmd, const char *flag, const char *s, long T, int want_value, ag_intervention *iv) {
     const char *p = s;
     long layer, index;
     double v = 0.0;
     memset(iv, 0, sizeof *iv);
     iv->site = AG_SITE_MLP;
+    if (*p == 'f' || *p == 'F') {
+        iv->site = AG_SITE_FEATURE;
+        p++;
+    }
     int bad = parse_long(p, &p, &layer) || *p++ != ':' || parse_pos(p, &p, T, iv) || *p++ != ':' || parse_long(p, &p, &index);
     if (!bad && want_value) {
         char *e;
@@ -67,8 +72,9 @@ static int parse_unit(const char *cmd, const char *flag, const char *s, long T, 
         bad = *p != '\0';
     }
     if (bad || layer < INT32_MIN || layer > INT32_MAX || index < INT32_MIN || index > INT32_MAX)
-        return cli_fail(cmd, "%s '%s': expected LAYER:POS:INDEX%s (POS: P, P..Q or P..; integers; a finite number)", flag, s,
-                        want_value ? "=NUMBER" : "");
+        return cli_fail(cmd, "%s '%s': expected [f]LAYER:POS:INDEX%s (f: a transcoder feature; POS: P, P..Q or P..; integers; "
+                             "a finite number)",
+                        flag, s, want_value ? "=NUMBER" : "");
     iv->layer = (int32_t)layer;
     iv->index = (int32_t)index;
     iv->value = (float)v;
@@ -257,8 +263,12 @@ static int run_intervene(cli_args *a) {
     }
     int fa = cli_flag(a, NULL, "--freeze-attention"), fnorm = cli_flag(a, NULL, "--freeze-norms");
     int fg = cli_flag(a, NULL, "--freeze-gates"), all_pos = cli_flag(a, NULL, "--all-positions");
-    if ((fa || fnorm || fg) && mode != AG_INTERVENE_FREE)
-        return cli_fail(cmd, "--freeze-attention/--freeze-norms/--freeze-gates apply to --mode free (direct and linear freeze everything)");
+    int frep = cli_flag(a, NULL, "--free-replacement");
+    const char *tc_dir = cli_opt(a, NULL, "--transcoders");
+    if ((fa || fnorm || fg || frep) && mode != AG_INTERVENE_FREE)
+        return cli_fail(cmd, "--freeze-attention/--freeze-norms/--freeze-gates/--free-replacement apply to --mode free (direct and "
+                             "linear freeze everything)");
+    if (frep && !tc_dir) return cli_fail(cmd, "--free-replacement needs --transcoders DIR (the replacement model's set)");
     long long n_gen = 0, seed = 42;
     double temp = 0.0;
     const char *s;
@@ -293,6 +303,14 @@ static int run_intervene(cli_args *a) {
         if ((rc = parse_unit(cmd, "--shift", shifts[i], (long)T, 1, &items[k]))) break;
         else items[k].kind = AG_INTERVENE_ADD;
     for (int i = 0; !rc && i < n_add; i++, k++) rc = parse_add(cmd, adds[i], (long)T, info.dim, &items[k], &vecs[i]);
+    int any_feature = 0;
+    for (int i = 0; !rc && i < n_items; i++) any_feature |= items[i].site == AG_SITE_FEATURE;
+    if (!rc && any_feature && !tc_dir) rc = cli_fail(cmd, "feature interventions (f before the layer) need --transcoders DIR");
+    ag_transcoder *tc = NULL;
+    if (!rc && tc_dir) {
+        ag_status lst = ag_transcoder_load(&tc, tc_dir, m, NULL);
+        if (lst != AG_OK) rc = cli_fail_status(cmd, lst);
+    }
 
     ag_trace *t = NULL;
     ag_intervention_result *r = NULL;
@@ -305,6 +323,8 @@ static int run_intervene(cli_args *a) {
         o.freeze_attention = fa;
         o.freeze_norms = fnorm;
         o.freeze_gates = fg;
+        o.transcoder = tc;
+        o.free_replacement = frep;
         if ((st = ag_intervene(&r, t, items, (size_t)n_items, &o)) != AG_OK) {
             /* name the flag behind items[k] */
             const char *msg = ag_last_error(), *at = msg ? strstr(msg, "items[") : NULL;
@@ -331,6 +351,7 @@ static int run_intervene(cli_args *a) {
         go.max_new_tokens = (int32_t)n_gen;
         go.temperature = (float)temp;
         go.seed = (uint64_t)seed;
+        go.transcoder = tc;
         gen_clean = malloc((size_t)n_gen * sizeof *gen_clean);
         gen_steer = malloc((size_t)n_gen * sizeof *gen_steer);
         if (!gen_clean || !gen_steer) rc = cli_fail(cmd, "out of memory");
@@ -353,18 +374,29 @@ static int run_intervene(cli_args *a) {
             json_key(&j, "freeze_attention");
             json_bool(&j, fa);
         }
+        if (tc) {
+            json_key(&j, "transcoders");
+            json_str(&j, tc_dir);
+            if (mode == AG_INTERVENE_FREE) {
+                json_key(&j, "free_replacement");
+                json_bool(&j, frep);
+            }
+        }
         json_key(&j, "position");
         json_int(&j, (long long)T - 1);
         json_key(&j, "interventions");
         json_arr_open(&j);
         for (int i = 0; i < n_items; i++) {
             const ag_intervention *iv = &items[i];
-            if (iv->site != AG_SITE_MLP) continue;
+            if (iv->site != AG_SITE_MLP && iv->site != AG_SITE_FEATURE) continue;
             int end = iv->position_end == 0 ? iv->position + 1 : iv->position_end == AG_POSITION_OPEN ? (int)T : iv->position_end;
             for (int p = iv->position; p < end; p++) {
                 float prev = NAN, val = NAN;
                 ag_intervention_result_unit(r, (size_t)i, p, &prev, &val);
+                if (iv->site == AG_SITE_FEATURE && isnan(prev)) continue; /* BOS: no features */
                 json_obj_open(&j);
+                json_key(&j, "unit");
+                json_str(&j, iv->site == AG_SITE_FEATURE ? "feature" : "neuron");
                 json_key(&j, "layer");
                 json_int(&j, iv->layer);
                 json_key(&j, "position");
@@ -384,7 +416,7 @@ static int run_intervene(cli_args *a) {
             json_arr_open(&j);
             for (int i = 0; i < n_items; i++) {
                 const ag_intervention *iv = &items[i];
-                if (iv->site == AG_SITE_MLP) continue;
+                if (iv->site == AG_SITE_MLP || iv->site == AG_SITE_FEATURE) continue;
                 char site[32];
                 if (iv->site == AG_SITE_EMBED) snprintf(site, sizeof site, "embed");
                 else snprintf(site, sizeof site, "%s.%d", iv->site == AG_SITE_RESID ? "resid" : "mid", (int)iv->layer);
@@ -444,6 +476,7 @@ static int run_intervene(cli_args *a) {
     free(vecs);
     free(items);
     ag_intervention_result_free(r);
+    ag_transcoder_free(tc);
     ag_trace_free(t);
     free(toks);
     ag_model_free(m);
@@ -451,34 +484,45 @@ static int run_intervene(cli_args *a) {
 }
 
 const cli_command cli_cmd_intervene = {
-    "intervene", "set, scale or ablate neurons / add residual vectors and compare the logits",
+    "intervene", "set, scale or ablate neurons or transcoder features / add residual vectors and compare the logits",
     "usage: attrgraph intervene -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS)\n"
-    "                           [--set LAYER:POS:INDEX=VALUE ...] [--scale LAYER:POS:INDEX=K ...]\n"
-    "                           [--ablate LAYER:POS:INDEX ...] [--shift LAYER:POS:INDEX=DELTA ...]\n"
-    "                           [--add SITE:POS=[COEF*]VECTOR ...]\n"
+    "                           [--set [f]LAYER:POS:INDEX=VALUE ...] [--scale [f]LAYER:POS:INDEX=K ...]\n"
+    "                           [--ablate [f]LAYER:POS:INDEX ...] [--shift [f]LAYER:POS:INDEX=DELTA ...]\n"
+    "                           [--add SITE:POS=[COEF*]VECTOR ...] [--transcoders DIR]\n"
     "                           [--mode direct|linear|free] [--freeze-attention] [--freeze-norms]\n"
-    "                           [--freeze-gates] [--all-positions]\n"
+    "                           [--freeze-gates] [--free-replacement] [--all-positions]\n"
     "                           [--generate N [--temperature X] [--seed S]]\n\n"
-    "Clamps MLP neurons (INDEX of block LAYER) at prompt position POS and reruns the prompt:\n"
-    "  --set      the neuron keeps VALUE           --scale   K x its clean value\n"
+    "Clamps MLP neurons (INDEX of block LAYER) or, with an f before LAYER, transcoder features\n"
+    "(feature INDEX of block LAYER of the set in --transcoders DIR) at prompt position POS and\n"
+    "reruns the prompt:\n"
+    "  --set      the unit keeps VALUE             --scale   K x its clean value\n"
     "  --ablate   the same as --set ...=0          --shift   its clean value + DELTA\n"
     "  --add      adds COEF x VECTOR (default COEF 1) to a residual SITE: embed (= resid.0),\n"
     "             resid.L (input of block L; L = n_layers: the final residual) or mid.L (after\n"
     "             the attention of block L). VECTOR is dim numbers 'v1,v2,...' or '@FILE' (numbers\n"
     "             separated by commas or white space; a JSON array works).\n"
     "POS is P, P..Q (P to Q inclusive) or P.. (P to the end; with --generate also every generated\n"
-    "token); a negative P or Q counts from the end of the prompt (-1 = the last position).\n\n"
+    "token); a negative P or Q counts from the end of the prompt (-1 = the last position).\n"
+    "A feature acts through its decoder rows: clamped from activation a to a', it adds\n"
+    "(a' - a) x W_dec to the MLP output of every block it writes (a cross-layer set: every later\n"
+    "block). Position 0 (BOS) has no features.\n\n"
     "Modes (DESIGN §1.5): direct - norm scales, attention patterns, gates and every other MLP output\n"
     "frozen (changes equal the graph's adjacency columns); linear - the local replacement model,\n"
-    "units recomputed with frozen gates (changes equal the graph's path sums); free (default) - the\n"
-    "real model, optionally with attention patterns (--freeze-attention), norm scales or gate\n"
-    "factors frozen.\n\n"
-    "Prints {\"mode\",\"position\",\"interventions\":[{\"layer\",\"position\",\"index\",\"previous\",\"value\"}],\n"
-    "\"logits_before\":[V],\"logits_after\":[V]} (logits at the last position; one interventions entry\n"
-    "per clamped neuron and position), plus \"freeze_attention\" in free mode, \"additions\":[{\"site\",\n"
-    "\"position\",\"position_end\",\"coefficient\",\"vector_norm\"}] with --add, \"positions\",\n"
-    "\"all_logits_before\",\"all_logits_after\" with --all-positions, and with --generate N\n"
-    "\"generation\":{\"tokens_clean\",\"text_clean\",\"tokens_steered\",\"text_steered\"}: N new tokens\n"
-    "without and with the interventions (the real model, KV cache; --scale/--shift relative to the\n"
-    "neuron's value in that run).\n",
+    "units recomputed with frozen gates (changes equal the graph's path sums; with --transcoders it\n"
+    "is the transcoder's replacement model: every MLP output = its features' decoded output plus\n"
+    "the held reconstruction error, features recomputed with frozen multipliers, so neurons cannot\n"
+    "be clamped); free (default) - the real model, optionally with attention patterns\n"
+    "(--freeze-attention), norm scales or gate factors frozen; clamped features add\n"
+    "(a' - a) x W_dec with a from the encoder in that run. --free-replacement runs the\n"
+    "transcoder's replacement model instead (features through their activation function;\n"
+    "--freeze-gates freezes their multipliers; all three freezes = linear).\n\n"
+    "Prints {\"mode\",\"position\",\"interventions\":[{\"unit\",\"layer\",\"position\",\"index\",\"previous\",\n"
+    "\"value\"}],\"logits_before\":[V],\"logits_after\":[V]} (logits at the last position; one\n"
+    "interventions entry per clamped unit and position, unit \"neuron\" or \"feature\"), plus\n"
+    "\"freeze_attention\" in free mode, \"transcoders\" (and in free mode \"free_replacement\") with\n"
+    "--transcoders, \"additions\":[{\"site\",\"position\",\"position_end\",\"coefficient\",\"vector_norm\"}]\n"
+    "with --add, \"positions\",\"all_logits_before\",\"all_logits_after\" with --all-positions, and with\n"
+    "--generate N \"generation\":{\"tokens_clean\",\"text_clean\",\"tokens_steered\",\"text_steered\"}: N new\n"
+    "tokens without and with the interventions (the real model, KV cache; --scale/--shift relative\n"
+    "to the unit's value in that run).\n",
     run_intervene};

@@ -1,6 +1,7 @@
-/* attrgraph validate (issue #7): build a prompt's attribution graph, ablate its most influential
- * nodes (and chosen groups) in direct, linear and free mode, and compare the measured change of
- * the target logit with the graph's direct effects (edges) and total effects (path sums). */
+/* attrgraph validate (issue #7): build a prompt's attribution graph (neurons or transcoder
+ * features), ablate its most influential nodes (and chosen groups) in direct, linear and free
+ * mode, and compare the measured change of the target (a token's logit or a logit difference)
+ * with the graph's direct effects (edges) and total effects (path sums). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,9 @@ static int run_validate(cli_args *a) {
     if ((s = cli_opt(a, NULL, "--max-feature-nodes")) && cli_parse_int(s, "--max-feature-nodes", 0, INT32_MAX, &max_nodes)) return 1;
     if ((s = cli_opt(a, NULL, "--max-logits")) && cli_parse_int(s, "--max-logits", 1, INT32_MAX, &max_logits)) return 1;
     if ((s = cli_opt(a, NULL, "--target")) && cli_parse_int(s, "--target", 0, INT32_MAX, &target_tok)) return 1;
+    const char *diff_s = cli_opt(a, NULL, "--target-diff");
+    if (diff_s && target_tok >= 0) return cli_fail(cmd, "give --target or --target-diff, not both");
+    const char *tc_dir = cli_opt(a, NULL, "--transcoders");
     int32_t modes = AG_VALIDATE_ALL;
     if ((s = cli_opt(a, NULL, "--modes")) && parse_modes(cmd, s, &modes)) return 1;
     int no_errors = cli_flag(a, NULL, "--no-errors"), no_embed = cli_flag(a, NULL, "--no-embeddings");
@@ -82,6 +86,15 @@ static int run_validate(cli_args *a) {
     int32_t *toks = NULL;
     size_t T = 0;
     int rc = cli_prompt_tokens(a, cmd, m, &toks, &T) || cli_check_unused(a, cmd);
+    int32_t *diff = NULL;
+    size_t n_diff = 0;
+    if (!rc && diff_s && !(rc = cli_parse_int_list(diff_s, "--target-diff", &diff, &n_diff)) && n_diff != 2)
+        rc = cli_fail(cmd, "--target-diff '%s': expected TOKEN,TOKEN_B (the target is logit(TOKEN) - logit(TOKEN_B))", diff_s);
+    ag_transcoder *tc = NULL;
+    if (!rc && tc_dir) {
+        ag_status lst = ag_transcoder_load(&tc, tc_dir, m, NULL);
+        if (lst != AG_OK) rc = cli_fail_status(cmd, lst);
+    }
     ag_trace *t = NULL;
     ag_graph *g = NULL;
     ag_validation *v = NULL;
@@ -97,11 +110,16 @@ static int run_validate(cli_args *a) {
         go.max_logits = (int32_t)max_logits;
         go.progress = cli_progress_cb; /* a bar on a terminal, lines otherwise; Ctrl-C cancels */
         go.user_data = &bar;
+        if (tc) {
+            go.basis = AG_BASIS_TRANSCODERS;
+            go.transcoders = tc;
+        }
         ag_graph_target tg;
-        if (target_tok >= 0) {
+        if (target_tok >= 0 || diff) {
             memset(&tg, 0, sizeof tg);
-            tg.kind = AG_GRAPH_TARGET_TOKEN;
-            tg.token = (int32_t)target_tok;
+            tg.kind = diff ? AG_GRAPH_TARGET_LOGIT_DIFF : AG_GRAPH_TARGET_TOKEN;
+            tg.token = diff ? diff[0] : (int32_t)target_tok;
+            tg.token_b = diff ? diff[1] : 0;
             go.targets = &tg;
             go.n_targets = 1;
         }
@@ -122,6 +140,7 @@ static int run_validate(cli_args *a) {
         vo.group_nodes = gnodes;
         vo.group_sizes = gsizes;
         vo.n_groups = n_groups;
+        vo.transcoder = tc;
         if ((st = ag_graph_validate(&v, g, t, &vo)) != AG_OK) rc = cli_fail_status(cmd, st);
     }
     if (!rc) {
@@ -157,8 +176,10 @@ static int run_validate(cli_args *a) {
         }
     }
     free(gnodes);
+    free(diff);
     ag_validation_free(v);
     ag_graph_free(g);
+    ag_transcoder_free(tc);
     ag_trace_free(t);
     free(toks);
     ag_model_free(m);
@@ -169,21 +190,26 @@ const cli_command cli_cmd_validate = {
     "validate", "check a prompt's attribution graph against interventions on the model",
     "usage: attrgraph validate -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS) [-k N]\n"
     "                          [--modes direct,linear,free,free_frozen_attention|all]\n"
-    "                          [--target TOKEN] [--max-feature-nodes N] [--max-logits K]\n"
+    "                          [--target TOKEN | --target-diff TOKEN,TOKEN_B] [--transcoders DIR]\n"
+    "                          [--max-feature-nodes N] [--max-logits K]\n"
     "                          [--group ID,ID,... ...] [--no-errors] [--no-embeddings]\n"
     "                          [-o REPORT.json] [-q]\n\n"
-    "Builds the prompt's graph (decomposition, neurons; every unit expanded unless\n"
-    "--max-feature-nodes N), ablates its N (default 20) most influential source nodes one at a\n"
-    "time (units set to 0, embeddings and error vectors removed from the residual stream) and\n"
-    "every --group of node ids together, and compares the change of the target's demeaned logit\n"
-    "(default: the most probable token; --target TOKEN makes it that token) with the graph's\n"
-    "direct effect (the edge) and total effect (the sum over all paths of the unpruned graph):\n"
+    "Builds the prompt's graph (decomposition; neurons, or with --transcoders DIR the features of\n"
+    "that transcoder set; every unit expanded unless --max-feature-nodes N), ablates its N\n"
+    "(default 20) most influential source nodes one at a time (units set to 0 - a feature by\n"
+    "removing a x its decoder rows from every block it writes -, embeddings and error vectors\n"
+    "removed from the residual stream) and every --group of node ids together, and compares the\n"
+    "change of the target (default: the most probable token's demeaned logit; --target TOKEN that\n"
+    "token's; --target-diff A,B the logit difference logit(A) - logit(B)) with the graph's direct\n"
+    "effect (the edge) and total effect (the sum over all paths of the unpruned graph):\n"
     "  direct  - norms, attention patterns, gates and other MLP outputs frozen: equals the edge\n"
-    "  linear  - the local replacement model: equals the path sum\n"
+    "  linear  - the local replacement model (with --transcoders the transcoder's: features\n"
+    "            recomputed with frozen multipliers, reconstruction error held): equals the path sum\n"
     "  free    - the real model; free_frozen_attention - with attention patterns frozen.\n"
-    "Prints JSON {\"target\",\"modes\",\"nodes\":[{\"node\",\"id\",\"kind\",\"layer\",\"position\",\"index\",\n"
-    "\"activation\",\"influence\",\"predicted_direct\",\"predicted_total\",\"measured\":{mode:change}}],\n"
-    "\"groups\":[...],\"summary\":{mode:{\"vs_direct\":{stats},\"vs_total\":{stats}}}} (stats: n,\n"
-    "pearson, spearman, sign_agreement, rel_error = max|measured-predicted|/max|predicted|,\n"
-    "median_rel_error) to stdout or -o FILE, and a summary line per mode on stderr (-q: none).\n",
+    "Prints JSON {\"target\":{\"node\",\"id\",\"kind\",\"token\",\"token_b\",\"value\"},\"modes\",\n"
+    "\"nodes\":[{\"node\",\"id\",\"kind\",\"layer\",\"position\",\"index\",\"activation\",\"influence\",\n"
+    "\"predicted_direct\",\"predicted_total\",\"measured\":{mode:change}}],\"groups\":[...],\n"
+    "\"summary\":{mode:{\"vs_direct\":{stats},\"vs_total\":{stats}}}} (stats: n, pearson, spearman,\n"
+    "sign_agreement, rel_error = max|measured-predicted|/max|predicted|, median_rel_error) to\n"
+    "stdout or -o FILE, and a summary line per mode on stderr (-q: none).\n",
     run_validate};

@@ -138,6 +138,7 @@ void agi_forward_ctl_mlp_neurons(const ag_model *m, agi_acts *a, const agi_fwd_c
     else
         agi_rmsnorm_forward(u, AGI_LROW(a, r_ffn, l, 1) + r0, AGI_LROW(a, xmid, l, D) + r0 * D, w->rms_ffn, N, D,
                             c->rms_eps);
+    if (ctl && ctl->mlp && ctl->mlp->replace) return; /* the MLP is replaced (mlp_out) */
     if (frozen(ctl, AGI_FREEZE_GATES)) { /* n = silu(gate_clean) * (W3 u): linear in u */
         agi_linear(up, u, w->w3, N, D, Hd, 0.0f);
         agi_swiglu_forward(n, AGI_LROW(ctl->clean, gate, l, Hd) + r0 * Hd, up, (long)N * Hd);
@@ -173,7 +174,9 @@ void agi_forward_ctl_mlp_out(const ag_model *m, agi_acts *a, const agi_fwd_ctl *
     int N;
     agi_forward_rows(a, p0, p1, &r0, &N);
     float *mo = AGI_LROW(a, mlp_out, l, D) + r0 * D;
-    if (frozen(ctl, AGI_FREEZE_MLP_OUT)) {
+    if (ctl && ctl->mlp && ctl->mlp->replace) {
+        ctl->mlp->out(ctl->mlp, m, a, ctl, l, p0, p1, AGI_LROW(a, mlp_out, l, D));
+    } else if (frozen(ctl, AGI_FREEZE_MLP_OUT)) {
         /* held at the clean output (difference 0) plus each clamped unit's change along W2[:, i] */
         if (ctl->delta) memset(mo, 0, sizeof(float) * (size_t)N * (size_t)D);
         else memcpy(mo, AGI_LROW(ctl->clean, mlp_out, l, D) + r0 * D, sizeof(float) * (size_t)N * (size_t)D);
@@ -194,6 +197,7 @@ void agi_forward_ctl_mlp_out(const ag_model *m, agi_acts *a, const agi_fwd_ctl *
     } else {
         agi_linear(mo, AGI_LROW(a, n, l, Hd) + r0 * Hd, m->w.layers[l].w2, N, Hd, D, 0.0f); /* [N][D] = n · W2^T */
     }
+    if (ctl && ctl->mlp && !ctl->mlp->replace) ctl->mlp->out(ctl->mlp, m, a, ctl, l, p0, p1, AGI_LROW(a, mlp_out, l, D));
     agi_residual_forward(AGI_LROW(a, x, l + 1, D) + r0 * D, AGI_LROW(a, xmid, l, D) + r0 * D, mo, (long)N * D);
     apply_adds(ctl, AGI_EDIT_ADD_RESID, l + 1, AGI_LROW(a, x, l + 1, D), D, p0, p1);
 }

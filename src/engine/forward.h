@@ -54,9 +54,19 @@ void agi_forward_rows(const agi_acts *a, int p0, int p1, size_t *r0, int *n_rows
  *   AGI_EDIT_ADD_RESID x[layer][p] += coef * vec (layer 0..L; applied at the start of
  *                      agi_forward_ctl_from when layer == l0, else at the end of mlp_out(layer-1)).
  *   AGI_EDIT_ADD_MID   xmid[layer][p] += coef * vec (end of agi_forward_ctl_attn_out).
+ *   AGI_EDIT_CLAMP_FEATURE  a transcoder feature (layer = its encoder block, index = the
+ *                      feature, mul/add as for AGI_EDIT_CLAMP): ignored by these stages, applied
+ *                      by the MLP extension below (graph/intervene_tc.c).
  * In a delta run a clamp's mul/add still refer to full values (the stage converts), and added
  * vectors are added to the difference (they are changes already).
- * Edits and freezing need B = 1 (rows = positions). Clamps must not repeat a (layer, p, index). */
+ * Edits and freezing need B = 1 (rows = positions). Clamps must not repeat a (layer, p, index).
+ *
+ * MLP extension (ctl->mlp, NULL = none; transcoder features): with ext->replace = 1 the MLP of
+ * every block run is replaced: agi_forward_ctl_mlp_neurons computes only r_ffn and u (gate, up
+ * and n keep whatever the buffers hold), and agi_forward_ctl_mlp_out lets ext->out write the
+ * MLP output. With replace = 0 ext->out is called after the MLP output is computed (plain or
+ * frozen) to add to it. Either way before the output joins the residual stream; `mo` is layer
+ * l's mlp_out base (rows = positions), only rows [p0, p1) are touched. */
 enum {
     AGI_FREEZE_NORMS = 1u << 0,
     AGI_FREEZE_ATTN = 1u << 1,
@@ -66,7 +76,7 @@ enum {
     AGI_FREEZE_DIRECT = AGI_FREEZE_LINEAR | AGI_FREEZE_MLP_OUT
 };
 
-enum { AGI_EDIT_CLAMP = 1, AGI_EDIT_ADD_RESID = 2, AGI_EDIT_ADD_MID = 3 };
+enum { AGI_EDIT_CLAMP = 1, AGI_EDIT_ADD_RESID = 2, AGI_EDIT_ADD_MID = 3, AGI_EDIT_CLAMP_FEATURE = 4 };
 
 typedef struct agi_edit {
     int kind;               /* AGI_EDIT_* */
@@ -78,12 +88,20 @@ typedef struct agi_edit {
     const float *vec;       /* add: D floats */
 } agi_edit;
 
+struct agi_fwd_ctl;
+typedef struct agi_mlp_ext {
+    int replace; /* 1: ext->out writes every MLP output; 0: it adds to the computed one */
+    void (*out)(struct agi_mlp_ext *ext, const ag_model *m, agi_acts *a, const struct agi_fwd_ctl *ctl, int l, int p0,
+                int p1, float *mo);
+} agi_mlp_ext;
+
 typedef struct agi_fwd_ctl {
     const agi_acts *clean;  /* frozen values; required when freeze != 0 or delta */
     unsigned freeze;        /* AGI_FREEZE_* */
     int delta;              /* 1: buffers hold differences from clean */
     const agi_edit *edits;
     int n_edits;
+    agi_mlp_ext *mlp;       /* MLP extension or NULL */
 } agi_fwd_ctl;
 
 void agi_forward_ctl_attn_heads(const ag_model *m, agi_acts *a, const agi_fwd_ctl *ctl, int l, int p0, int p1);

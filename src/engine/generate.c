@@ -112,7 +112,12 @@ static ag_status generate(const ag_model *m, const int32_t *prompt, size_t n_pro
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->top_p = %g must be in (0, 1]", (double)o.top_p);
     st = check_prompt(m, prompt, n_prompt, fn);
     if (st != AG_OK) return st;
-    st = agi_interventions_check(m, items, n_items, m->cfg.seq_len, fn);
+    /* the transcoder of AG_SITE_FEATURE items (ag_generate_steered only): the real model, a
+     * clamped feature adds (new - current activation) x its decoder rows */
+    const ag_transcoder *tc = items ? o.transcoder : NULL;
+    if (tc && (st = agi_tc_check_model(tc, m, fn, "opts->transcoder")) != AG_OK) return st;
+    int bos0 = agi_tc_bos0(m, prompt);
+    st = agi_interventions_check(m, tc, items, n_items, m->cfg.seq_len, bos0, fn);
     if (st != AG_OK) return st;
     if (cap < (size_t)o.max_new_tokens) {
         *n_out = (size_t)o.max_new_tokens;
@@ -123,18 +128,28 @@ static ag_status generate(const ag_model *m, const int32_t *prompt, size_t n_pro
     int T = total > (size_t)c->seq_len ? c->seq_len : (int)total;
     agi_edit *edits = NULL;
     int n_edits = 0;
-    st = agi_interventions_edits(m, items, n_items, NULL, T, &edits, &n_edits, fn);
+    st = agi_interventions_edits(m, items, n_items, NULL, NULL, bos0, T, &edits, &n_edits, fn);
     if (st != AG_OK) return st;
-    agi_fwd_ctl ctl = {NULL, 0u, 0, edits, n_edits};
+    agi_tc_run tr;
+    memset(&tr, 0, sizeof tr);
+    int any_feature = 0;
+    for (int i = 0; i < n_edits; i++) any_feature |= edits[i].kind == AGI_EDIT_CLAMP_FEATURE;
+    if (any_feature && (st = agi_tc_run_init(&tr, tc, NULL, AGI_TC_REAL, 0, T, bos0, n_edits, fn)) != AG_OK) {
+        free(edits);
+        return st;
+    }
+    agi_fwd_ctl ctl = {NULL, 0u, 0, edits, n_edits, any_feature ? &tr.ext : NULL};
     agi_acts a;
     st = agi_acts_alloc(&a, c, 1, T, (int)n_prompt, 1, fn);
     if (st != AG_OK) {
         free(edits);
+        agi_tc_run_free(&tr);
         return st;
     }
     prob_index *scratch = agi_calloc((size_t)c->vocab_size, sizeof *scratch, fn);
     if (!scratch) {
         free(edits);
+        agi_tc_run_free(&tr);
         agi_acts_free(&a);
         return AG_ERR_OUT_OF_MEMORY;
     }
@@ -155,6 +170,7 @@ static ag_status generate(const ag_model *m, const int32_t *prompt, size_t n_pro
     }
     free(scratch);
     free(edits);
+    agi_tc_run_free(&tr);
     agi_acts_free(&a);
     *n_out = produced;
     agi_clear_error();

@@ -61,6 +61,7 @@ static inline int agi_basis_n_out(const agi_basis *b, int l) { return b->n_out ?
 typedef struct agi_logit_target {
     int32_t kind;     /* AG_GRAPH_TARGET_* */
     int32_t token;    /* vocabulary id or -1 */
+    int32_t token_b;  /* LOGIT_DIFF: the subtracted token; -1 otherwise */
     int32_t vid;      /* id in node ids: token, or vocab_size + k for virtual targets */
     double prob;      /* softmax probability of the token (0 for virtual) */
     double weight;    /* w in the influence */

@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "engine/trace.h"
 #include "graph/intervene.h"
+#include "transcoder/transcoder.h"
 
 struct ag_intervention_result {
     const ag_model *model;
@@ -15,7 +16,7 @@ struct ag_intervention_result {
     agi_acts delta; /* their change from the trace */
     size_t n_items;
     int T;
-    int32_t *item_unit; /* [n_items] 1 when the item is a unit intervention */
+    int32_t *item_unit; /* [n_items] 1 when the item is a unit intervention (neuron or feature) */
     int32_t *item_pos;  /* [n_items][2] position range [begin, end) */
     float *previous;    /* [n_items][T] clean unit values (NAN outside the range / not a unit) */
     float *value;       /* [n_items][T] the values clamped to */
@@ -44,6 +45,10 @@ static ag_status check_options(const ag_intervene_options *o, const char *fn) {
     static const char *const names[3] = {"freeze_attention", "freeze_norms", "freeze_gates"};
     for (int i = 0; i < 3; i++)
         if (*f[i] != 0 && *f[i] != 1) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->%s = %d must be 0 or 1", names[i], *f[i]);
+    if (o->free_replacement != 0 && o->free_replacement != 1)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->free_replacement = %d must be 0 or 1", o->free_replacement);
+    if (o->free_replacement && !o->transcoder)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->free_replacement = 1 needs opts->transcoder (the replacement model's set)");
     return AG_OK;
 }
 
@@ -63,7 +68,7 @@ void agi_intervene_mode(const ag_intervene_options *o, unsigned *freeze, int *de
 
 /* ---- items -------------------------------------------------------------------------------- */
 
-static int is_unit_site(int32_t site) { return site == AG_SITE_MLP; }
+static int is_unit_site(int32_t site) { return site == AG_SITE_MLP || site == AG_SITE_FEATURE; }
 
 /* [begin, end) of a checked item for a sequence of T positions. */
 static void item_range(const ag_intervention *it, int T, int *b, int *e) {
@@ -75,12 +80,13 @@ static void item_range(const ag_intervention *it, int T, int *b, int *e) {
 /* A unit is clamped at most once per position: sort the unit items by (layer, index, first
  * position) and look for overlapping neighbours. O(n log n). */
 typedef struct unit_span {
-    int32_t layer, index, b, e;
+    int32_t site, layer, index, b, e;
     size_t item;
 } unit_span;
 
 static int cmp_span(const void *x, const void *y) {
     const unit_span *a = x, *b = y;
+    if (a->site != b->site) return a->site < b->site ? -1 : 1;
     if (a->layer != b->layer) return a->layer < b->layer ? -1 : 1;
     if (a->index != b->index) return a->index < b->index ? -1 : 1;
     if (a->b != b->b) return a->b < b->b ? -1 : 1;
@@ -98,21 +104,21 @@ static ag_status check_duplicates(const ag_intervention *items, size_t n, int T,
         if (!is_unit_site(items[i].site)) continue;
         int b, e;
         item_range(&items[i], T, &b, &e);
-        sp[k++] = (unit_span){items[i].layer, items[i].index, b, e, i};
+        sp[k++] = (unit_span){items[i].site, items[i].layer, items[i].index, b, e, i};
     }
     qsort(sp, nu, sizeof *sp, cmp_span);
     ag_status st = AG_OK;
     size_t open = 0; /* the span with the furthest end so far in the current (layer, index) */
     for (size_t i = 1; i < nu && st == AG_OK; i++) {
-        if (sp[i].layer != sp[open].layer || sp[i].index != sp[open].index) {
+        if (sp[i].site != sp[open].site || sp[i].layer != sp[open].layer || sp[i].index != sp[open].index) {
             open = i;
             continue;
         }
         if (sp[i].b < sp[open].e) {
             size_t a = sp[i].item > sp[open].item ? sp[i].item : sp[open].item;
             size_t c = sp[i].item > sp[open].item ? sp[open].item : sp[i].item;
-            st = agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu] clamps unit (layer %d, index %d) at positions that items[%zu] clamps too",
-                           a, sp[i].layer, sp[i].index, c);
+            st = agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu] clamps %s (layer %d, index %d) at positions that items[%zu] clamps too",
+                           a, sp[i].site == AG_SITE_FEATURE ? "feature" : "unit", sp[i].layer, sp[i].index, c);
         }
         if (sp[i].e > sp[open].e) open = i;
     }
@@ -120,8 +126,8 @@ static ag_status check_duplicates(const ag_intervention *items, size_t n, int T,
     return st;
 }
 
-ag_status agi_interventions_check(const ag_model *m, const ag_intervention *items, size_t n, int T,
-                                  const char *fn) {
+ag_status agi_interventions_check(const ag_model *m, const ag_transcoder *tc, const ag_intervention *items, size_t n,
+                                  int T, int bos0, const char *fn) {
     const agi_config *c = &m->cfg;
     if (n && !items) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items is NULL with n_items = %zu", n);
     if (n > (size_t)INT32_MAX) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "n_items = %zu is too large", n);
@@ -130,17 +136,21 @@ ag_status agi_interventions_check(const ag_model *m, const ag_intervention *item
         if (it->kind != AG_INTERVENE_SET && it->kind != AG_INTERVENE_SCALE && it->kind != AG_INTERVENE_ADD)
             return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].kind = %d is not AG_INTERVENE_SET (1), _SCALE (2) or _ADD (3)", i,
                              it->kind);
-        int unit = is_unit_site(it->site);
+        int unit = is_unit_site(it->site), feat = it->site == AG_SITE_FEATURE;
         if (!unit && it->site != AG_SITE_RESID && it->site != AG_SITE_MID && it->site != AG_SITE_EMBED)
             return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
-                             "items[%zu].site = %d is not AG_SITE_MLP (neurons), AG_SITE_RESID, AG_SITE_MID or AG_SITE_EMBED "
-                             "(transcoder features need a transcoder set, not available in this version)",
+                             "items[%zu].site = %d is not AG_SITE_MLP (neurons), AG_SITE_FEATURE (transcoder features), "
+                             "AG_SITE_RESID, AG_SITE_MID or AG_SITE_EMBED",
                              i, it->site);
+        if (feat && !tc)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                             "items[%zu].site = AG_SITE_FEATURE needs a transcoder set (opts->transcoder is NULL)", i);
         if (!unit && it->kind != AG_INTERVENE_ADD)
             return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].kind = %d: a residual site takes only AG_INTERVENE_ADD", i, it->kind);
-        int max_layer = it->site == AG_SITE_RESID ? c->n_layers : c->n_layers - 1;
+        int max_layer = it->site == AG_SITE_RESID ? c->n_layers : feat ? tc->L - 1 : c->n_layers - 1;
         if (it->site != AG_SITE_EMBED && (it->layer < 0 || it->layer > max_layer))
-            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].layer = %d is outside [0, %d]", i, it->layer, max_layer);
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].layer = %d is outside [0, %d]%s", i, it->layer, max_layer,
+                             feat ? " (the transcoder's layers)" : "");
         if (it->position < 0 || it->position >= T)
             return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].position = %d is outside [0, %d)", i, it->position, T);
         if (it->position_end != 0 && it->position_end != AG_POSITION_OPEN &&
@@ -148,9 +158,17 @@ ag_status agi_interventions_check(const ag_model *m, const ag_intervention *item
             return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
                              "items[%zu].position_end = %d must be 0, AG_POSITION_OPEN (-1) or in (position, %d] = (%d, %d]", i,
                              it->position_end, T, it->position, T);
-        if (unit && (it->index < 0 || it->index >= c->hidden_dim))
+        if (feat && bos0 && it->position == 0 && (it->position_end == 0 || it->position_end == 1 || T == 1))
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                             "items[%zu].position = 0 is the BOS position, which has no transcoder features (its MLP output is a "
+                             "constant, as in graphs)",
+                             i);
+        if (it->site == AG_SITE_MLP && (it->index < 0 || it->index >= c->hidden_dim))
             return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].index = %d is outside [0, %d) (hidden_dim)", i, it->index,
                              c->hidden_dim);
+        if (feat && (it->index < 0 || it->index >= tc->F))
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].index = %d is outside [0, %d) (the transcoder's n_features)", i,
+                             it->index, tc->F);
         if (!unit && it->index != 0)
             return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "items[%zu].index = %d must be 0 for a residual site", i, it->index);
         if (!isfinite(it->value))
@@ -168,8 +186,19 @@ ag_status agi_interventions_check(const ag_model *m, const ag_intervention *item
     return check_duplicates(items, n, T, fn);
 }
 
+/* The clean value of unit item `it` at position p (neurons: the trace's; features: fc's). */
+static float clean_unit(const ag_intervention *it, const agi_acts *clean, const agi_tc_clean *fc, int Hd, int p) {
+    if (it->site == AG_SITE_FEATURE)
+        return fc->acts[((size_t)it->layer * fc->T + (size_t)p) * (size_t)fc->F + (size_t)it->index];
+    return AGI_LROW(clean, n, it->layer, Hd)[(size_t)p * (size_t)Hd + (size_t)it->index];
+}
+
+static float clamped_value(const ag_intervention *it, float cv) {
+    return it->kind == AG_INTERVENE_SET ? it->value : it->kind == AG_INTERVENE_SCALE ? it->value * cv : cv + it->value;
+}
+
 ag_status agi_interventions_edits(const ag_model *m, const ag_intervention *items, size_t n, const agi_acts *clean,
-                                  int T, agi_edit **out, int *n_out, const char *fn) {
+                                  const agi_tc_clean *fc, int bos0, int T, agi_edit **out, int *n_out, const char *fn) {
     int Hd = m->cfg.hidden_dim;
     *out = NULL;
     *n_out = 0;
@@ -200,25 +229,27 @@ ag_status agi_interventions_edits(const ag_model *m, const ag_intervention *item
             ed[k++] = base;
             continue;
         }
-        base.kind = AGI_EDIT_CLAMP;
+        int feat = it->site == AG_SITE_FEATURE;
+        base.kind = feat ? AGI_EDIT_CLAMP_FEATURE : AGI_EDIT_CLAMP;
         base.index = it->index;
-        if (!clean) { /* relative to the current value */
+        if (!clean) { /* relative to the current value (BOS is skipped by the MLP extension) */
             base.mul = it->kind == AG_INTERVENE_SET ? 0.0f : it->kind == AG_INTERVENE_SCALE ? it->value : 1.0f;
             base.add = it->kind == AG_INTERVENE_SCALE ? 0.0f : it->value;
             ed[k++] = base;
             continue;
         }
+        if (feat && bos0 && b == 0) b = 1; /* no features at BOS */
         if (e <= b) {
-            ed[k++] = base; /* empty range: a no-op edit */
+            base.pos_begin = base.pos_end = b; /* empty range: a no-op edit */
+            ed[k++] = base;
             continue;
         }
         for (int p = b; p < e; p++) { /* resolved against the clean value, one per position */
-            float cv = AGI_LROW(clean, n, it->layer, Hd)[(size_t)p * (size_t)Hd + (size_t)it->index];
             agi_edit one = base;
             one.pos_begin = p;
             one.pos_end = p + 1;
             one.mul = 0.0f;
-            one.add = it->kind == AG_INTERVENE_SET ? it->value : it->kind == AG_INTERVENE_SCALE ? it->value * cv : cv + it->value;
+            one.add = clamped_value(it, clean_unit(it, clean, fc, Hd, p));
             ed[k++] = one;
         }
     }
@@ -230,7 +261,7 @@ ag_status agi_interventions_edits(const ag_model *m, const ag_intervention *item
 /* ---- the run ------------------------------------------------------------------------------ */
 
 void agi_intervene_run(const ag_model *m, const agi_acts *clean, const agi_edit *edits, int n_edits,
-                       unsigned freeze, int delta, agi_acts *work) {
+                       unsigned freeze, int delta, agi_mlp_ext *mlp, agi_acts *work) {
     int L = m->cfg.n_layers, T = clean->T;
     /* the lowest block and earliest position an edit touches (an edit of resid.l acts on block l) */
     int l0 = L + 1, p0 = T;
@@ -244,7 +275,7 @@ void agi_intervene_run(const ag_model *m, const agi_acts *clean, const agi_edit 
     else memcpy(work->mem, clean->mem, clean->mem_floats * sizeof(float));
     memcpy(work->tokens, clean->tokens, (size_t)T * sizeof *clean->tokens);
     if (l0 > L || p0 >= T) return; /* nothing to change */
-    agi_fwd_ctl ctl = {clean, freeze, delta, edits, n_edits};
+    agi_fwd_ctl ctl = {clean, freeze, delta, edits, n_edits, mlp};
     agi_forward_ctl_from(m, work, &ctl, l0 > L ? L : l0, p0, T);
 }
 
@@ -275,17 +306,45 @@ ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, cons
     const ag_model *m = trace->model;
     const agi_acts *clean = &trace->acts;
     const agi_config *c = &m->cfg;
-    int T = clean->T, Hd = c->hidden_dim;
-    st = agi_interventions_check(m, items, n_items, T, fn);
+    const ag_transcoder *tc = o.transcoder;
+    int T = clean->T, bos0 = agi_tc_bos0(m, clean->tokens);
+    if (tc && (st = agi_tc_check_model(tc, m, fn, "opts->transcoder")) != AG_OK) return st;
+    st = agi_interventions_check(m, tc, items, n_items, T, bos0, fn);
     if (st != AG_OK) return st;
+    /* with a transcoder, LINEAR (and FREE + free_replacement) run its replacement model: the MLP
+     * neurons are not run there */
+    int tc_kind = !tc ? 0
+                  : o.mode == AG_INTERVENE_DIRECT ? AGI_TC_DIRECT
+                  : o.mode == AG_INTERVENE_LINEAR ? AGI_TC_LINEAR
+                  : o.free_replacement            ? AGI_TC_REPLACE
+                                                  : AGI_TC_REAL;
+    if (tc_kind == AGI_TC_LINEAR || tc_kind == AGI_TC_REPLACE)
+        for (size_t i = 0; i < n_items; i++)
+            if (items[i].site == AG_SITE_MLP)
+                return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                                 "items[%zu].site = AG_SITE_MLP: with opts->transcoder, %s runs the transcoder's replacement model, "
+                                 "whose MLP neurons do not exist (intervene on features, or use DIRECT or FREE without free_replacement)",
+                                 i, o.mode == AG_INTERVENE_LINEAR ? "LINEAR" : "FREE with free_replacement");
+    agi_tc_clean fc;
+    memset(&fc, 0, sizeof fc);
+    agi_tc_run tr;
+    memset(&tr, 0, sizeof tr);
+    if (tc && (st = agi_tc_clean_make(&fc, tc, trace, fn)) != AG_OK) return st;
     agi_edit *edits = NULL;
     int n_edits = 0;
-    st = agi_interventions_edits(m, items, n_items, clean, T, &edits, &n_edits, fn);
-    if (st != AG_OK) return st;
+    st = agi_interventions_edits(m, items, n_items, clean, tc ? &fc : NULL, bos0, T, &edits, &n_edits, fn);
+    if (st == AG_OK && tc) st = agi_tc_run_init(&tr, tc, &fc, tc_kind, o.freeze_gates, T, bos0, n_edits, fn);
+    if (st != AG_OK) {
+        free(edits);
+        agi_tc_clean_free(&fc);
+        return st;
+    }
 
     ag_intervention_result *r = agi_calloc(1, sizeof *r, fn);
     if (!r) {
         free(edits);
+        agi_tc_run_free(&tr);
+        agi_tc_clean_free(&fc);
         return AG_ERR_OUT_OF_MEMORY;
     }
     r->model = m;
@@ -304,6 +363,8 @@ ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, cons
     }
     if (st != AG_OK) {
         free(edits);
+        agi_tc_run_free(&tr);
+        agi_tc_clean_free(&fc);
         ag_intervention_result_free(r);
         return st;
     }
@@ -312,8 +373,10 @@ ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, cons
     int delta;
     agi_intervene_mode(&o, &freeze, &delta);
     agi_acts *run = delta ? &r->delta : &r->full, *other = delta ? &r->full : &r->delta;
-    agi_intervene_run(m, clean, edits, n_edits, freeze, delta, run);
+    if (tc) agi_tc_run_reset(&tr, delta);
+    agi_intervene_run(m, clean, edits, n_edits, freeze, delta, tc ? &tr.ext : NULL, run);
     free(edits);
+    agi_tc_run_free(&tr);
     memcpy(other->tokens, clean->tokens, (size_t)T * sizeof *clean->tokens);
     size_t nf = clean->mem_floats;
     if (delta) /* frozen arrays stay 0 in the delta run, so full = clean + delta throughout */
@@ -332,12 +395,13 @@ ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, cons
             size_t at = i * (size_t)T + (size_t)p;
             r->previous[at] = r->value[at] = NAN;
             if (!r->item_unit[i] || p < b || p >= e) continue;
-            size_t u = (size_t)p * (size_t)Hd + (size_t)it->index;
-            float cv = AGI_LROW(clean, n, it->layer, Hd)[u];
+            if (it->site == AG_SITE_FEATURE && bos0 && p == 0) continue; /* no features at BOS: NAN */
+            float cv = clean_unit(it, clean, &fc, c->hidden_dim, p);
             r->previous[at] = cv;
-            r->value[at] = it->kind == AG_INTERVENE_SET ? it->value : it->kind == AG_INTERVENE_SCALE ? it->value * cv : cv + it->value;
+            r->value[at] = clamped_value(it, cv);
         }
     }
+    agi_tc_clean_free(&fc);
     const float *lg = r->full.logits;
     for (size_t i = 0; i < (size_t)T * (size_t)c->vocab_size; i++)
         if (!isfinite(lg[i])) {

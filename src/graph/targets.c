@@ -106,6 +106,7 @@ ag_status agi_targets_resolve(const ag_trace *tr, const ag_graph_options *o, agi
         const ag_graph_target *e = o->n_targets > 0 ? &o->targets[k] : NULL;
         x->kind = e ? e->kind : AG_GRAPH_TARGET_TOKEN;
         x->token = e ? e->token : chosen[k];
+        x->token_b = -1;
         x->wvec = agi_malloc(sizeof(float) * (size_t)D, func);
         if (!x->wvec) {
             st = AG_ERR_OUT_OF_MEMORY;
@@ -132,6 +133,7 @@ ag_status agi_targets_resolve(const ag_trace *tr, const ag_graph_options *o, agi
             }
             for (int d = 0; d < D; d++)
                 x->wvec[d] = wcls[(size_t)x->token * D + d] - wcls[(size_t)e->token_b * D + d];
+            x->token_b = e->token_b;
             x->vid = V + k;
             x->weight = e->weight > 0 ? e->weight : 1.0;
             piece_of(m, x->token, pa, sizeof pa);

@@ -4,7 +4,10 @@
  * from the intervention engine (intervene.h) on the trace. One forward sweep over the graph's
  * rows (units in layer order, then the target's row) computes the total effect of every ablation
  * at once: rel[s][r] is the relative change of source s's value under ablation r (-1 for an
- * ablated node), and a unit's change is sum_s A[t,s] * rel[s][r]. */
+ * ablated node), and a unit's change is sum_s A[t,s] * rel[s][r]. The target is any logit node:
+ * its measured change is w . (change of the final norm's output at the last position), w the
+ * target's direction (graph.h). Transcoder graphs are measured through intervene_tc.c with the
+ * set the caller passes (checked against the graph's activations). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +15,9 @@
 #include "core/core.h"
 #include "engine/trace.h"
 #include "export/strbuf.h"
+#include "graph/graph.h"
 #include "graph/intervene.h"
+#include "transcoder/transcoder.h"
 
 #define N_MODES 4
 static const int32_t MODE_BITS[N_MODES] = {AG_VALIDATE_DIRECT, AG_VALIDATE_LINEAR, AG_VALIDATE_FREE,
@@ -29,7 +34,8 @@ typedef struct vrow {
 
 struct ag_validation {
     int64_t target;
-    int32_t target_token;
+    int32_t target_kind; /* AG_GRAPH_TARGET_* */
+    int32_t target_token, target_token_b;
     double target_value;
     char target_id[48];
     int32_t modes;
@@ -217,23 +223,39 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
     const ag_model *m = trace->model;
     const agi_acts *clean = &trace->acts;
     const agi_config *c = &m->cfg;
-    const int T = clean->T, L = c->n_layers, D = c->dim, Hd = c->hidden_dim, V = c->vocab_size;
+    const int T = clean->T, L = c->n_layers, D = c->dim;
     ag_graph_info gi;
     memset(&gi, 0, sizeof gi);
     gi.struct_size = sizeof gi;
     if ((st = ag_graph_get_info(g, &gi)) != AG_OK) return agi_error(st, fn, "%s", ag_last_error());
-    if (gi.basis != AG_BASIS_NEURONS)
-        return agi_error(AG_ERR_UNSUPPORTED, fn, "graph basis %d: only neuron graphs (AG_BASIS_NEURONS) can be validated yet", gi.basis);
+    if (gi.basis != AG_BASIS_NEURONS && gi.basis != AG_BASIS_TRANSCODERS)
+        return agi_error(AG_ERR_UNSUPPORTED, fn, "graph basis %d: only neuron and transcoder graphs can be validated", gi.basis);
     if (gi.n_positions != T || gi.n_layers != L)
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "trace (%d positions, %d layers) does not match the graph (%d positions, %d layers)",
                          T, L, gi.n_positions, gi.n_layers);
+    const int tcg = gi.basis == AG_BASIS_TRANSCODERS;
+    const ag_transcoder *tc = tcg ? o.transcoder : NULL;
+    if (tcg) {
+        if (!tc)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                             "opts->transcoder is NULL: a transcoder graph is validated with the set it was built with");
+        if ((st = agi_tc_check_model(tc, m, fn, "opts->transcoder")) != AG_OK) return st;
+        int clt = tc->kind == AG_TRANSCODER_CROSS_LAYER;
+        if (tc->F != g->n_per_pos || clt != g->basis->cross_layer)
+            return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                             "opts->transcoder (%s, %d features per layer) is not the set the graph was built with (%s, %d features)",
+                             clt ? "cross-layer" : "per-layer", tc->F, g->basis->cross_layer ? "cross-layer" : "per-layer",
+                             g->n_per_pos);
+    }
+    const int U = tcg ? tc->F : c->hidden_dim; /* units per (layer, position) */
     const int64_t N = (int64_t)ag_graph_n_nodes(g);
+    const int bos0 = agi_tc_bos0(m, clean->tokens);
 
     /* nodes: kinds, unit membership, the target, the candidates */
     ag_validation *v = NULL;
     int32_t *kind = NULL, *nl = NULL, *np = NULL, *ni_ = NULL;
     double *act = NULL, *infl = NULL;
-    uint8_t *is_node = NULL; /* [L][T][Hd] 1 when the unit is a graph node */
+    uint8_t *is_node = NULL; /* [L][T][U] 1 when the unit is a graph node */
     src_node *cand = NULL;
     float *err = NULL;     /* [L*T][D] error vectors (units that are not nodes) */
     uint8_t *has_err = NULL;
@@ -245,6 +267,12 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
     memset(&work, 0, sizeof work);
     double *scr = NULL;
     val_idx *vtmp = NULL;
+    agi_tc_clean fc;
+    memset(&fc, 0, sizeof fc);
+    agi_tc_run trun[3]; /* transcoder graphs: DIRECT, LINEAR, REAL */
+    memset(trun, 0, sizeof trun);
+    float *hold_mult = NULL; /* [L][T][F] LINEAR multipliers: the clean ones for nodes, 0 (held) otherwise */
+    const float *wvec = NULL;
 
     kind = agi_calloc((size_t)N, sizeof *kind, fn);
     nl = agi_calloc((size_t)N, sizeof *nl, fn);
@@ -252,7 +280,7 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
     ni_ = agi_calloc((size_t)N, sizeof *ni_, fn);
     act = agi_calloc((size_t)N, sizeof *act, fn);
     infl = agi_calloc((size_t)N, sizeof *infl, fn);
-    is_node = agi_calloc((size_t)L * T * Hd, 1, fn);
+    is_node = agi_calloc((size_t)L * T * U, 1, fn);
     cand = agi_calloc((size_t)N, sizeof *cand, fn);
     err = agi_calloc((size_t)L * T * D, sizeof *err, fn);
     has_err = agi_calloc((size_t)L * T, 1, fn);
@@ -261,6 +289,7 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
         st = AG_ERR_OUT_OF_MEMORY;
         goto done;
     }
+    if (tcg && (st = agi_tc_clean_make(&fc, tc, trace, fn)) != AG_OK) goto done;
     int64_t target = o.target, best_logit = -1;
     double best_w = -INFINITY;
     for (int64_t i = 0; i < N; i++) {
@@ -273,18 +302,38 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
         act[i] = ni.activation;
         infl[i] = ni.influence_raw;
         if (ni.kind == AG_NODE_UNIT) {
-            if (ni.layer < 0 || ni.layer >= L || ni.position < 0 || ni.position >= T || ni.index < 0 || ni.index >= Hd) {
+            if (ni.layer < 0 || ni.layer >= L || ni.position < 0 || ni.position >= T || ni.index < 0 || ni.index >= U) {
                 st = agi_error(AG_ERR_INVALID_ARGUMENT, fn, "graph node %lld (%s) does not fit the trace's model", (long long)i, ni.id);
                 goto done;
             }
-            is_node[((size_t)ni.layer * T + ni.position) * Hd + ni.index] = 1;
+            is_node[((size_t)ni.layer * T + ni.position) * U + ni.index] = 1;
+            if (tcg) { /* the caller's set must give the graph's activations on this trace */
+                double a = fc.acts[((size_t)ni.layer * T + ni.position) * U + ni.index];
+                if (!(fabs(a - ni.activation) <= 1e-5 * fmax(1.0, fabs(ni.activation)))) {
+                    st = agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                                   "opts->transcoder is not the set the graph was built with: feature node %s has activation %.9g "
+                                   "in the graph and %.9g from the set on this trace",
+                                   ni.id, ni.activation, a);
+                    goto done;
+                }
+                /* ... and its decoder: the node's written vector (into its own block) */
+                const float *dec = tc->layers[ni.layer].W_dec + (size_t)ni.index * agi_tc_n_out(tc, ni.layer) * D;
+                const float *vs = g->vs + (size_t)i * D;
+                for (int d = 0; d < D; d++)
+                    if (!(fabs((double)vs[d] - (double)ni.activation * dec[d]) <= 1e-5 * (1.0 + fabs(vs[d])))) {
+                        st = agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                                       "opts->transcoder is not the set the graph was built with: the decoder of feature node %s differs",
+                                       ni.id);
+                        goto done;
+                    }
+            }
         } else if (ni.kind == AG_NODE_EMBEDDING) {
             if (ni.position < 0 || ni.position >= T || ni.token != clean->tokens[ni.position]) {
                 st = agi_error(AG_ERR_INVALID_ARGUMENT, fn, "trace does not match the graph: embedding node %s vs token %d at position %d",
                                ni.id, ni.position >= 0 && ni.position < T ? clean->tokens[ni.position] : -1, ni.position);
                 goto done;
             }
-        } else if (ni.kind == AG_NODE_LOGIT && ni.token >= 0 && ni.weight > best_w) {
+        } else if (ni.kind == AG_NODE_LOGIT && ni.weight > best_w) {
             best_w = ni.weight;
             best_logit = i;
         }
@@ -297,26 +346,31 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
     {
         ag_node_info ni;
         if ((st = node_info(g, target, &ni, fn)) != AG_OK) goto done;
-        if (ni.token < 0 || ni.token >= V) {
-            st = agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->target = %lld (%s) is not a token logit (differences and directions are not validated yet)",
-                           (long long)target, ni.id);
-            goto done;
-        }
+        const agi_logit_target *lt = &g->logits[target - (g->n_units + g->n_errors + g->n_embed)];
         v->target = target;
-        v->target_token = ni.token;
+        v->target_kind = lt->kind;
+        v->target_token = lt->token;
+        v->target_token_b = lt->token_b;
         v->target_value = ni.value;
+        wvec = lt->wvec;
         memcpy(v->target_id, ni.id, sizeof v->target_id);
     }
-    /* error vectors: the MLP output of units that are not nodes (neuron basis) */
-    for (int l = 0; l < L; l++) {
-        const float *w2 = m->w.layers[l].w2, *nn = AGI_LROW(clean, n, l, Hd);
-        for (int p = 0; p < T; p++) {
-            float *e = err + ((size_t)l * T + p) * D;
-            for (int i = 0; i < Hd; i++) {
-                float a = nn[(size_t)p * Hd + i];
-                if (is_node[((size_t)l * T + p) * Hd + i] || a == 0.0f) continue;
-                has_err[l * T + p] = 1;
-                for (int j = 0; j < D; j++) e[j] += a * w2[(size_t)j * Hd + i];
+    /* error vectors: the MLP output of units that are not nodes (neuron basis); transcoder
+     * graphs: the graph's own (reconstruction error plus the features that are not nodes) */
+    if (tcg) {
+        memcpy(err, g->err, sizeof(float) * (size_t)L * T * D);
+        memcpy(has_err, g->has_err, (size_t)L * T);
+    } else {
+        for (int l = 0; l < L; l++) {
+            const float *w2 = m->w.layers[l].w2, *nn = AGI_LROW(clean, n, l, U);
+            for (int p = 0; p < T; p++) {
+                float *e = err + ((size_t)l * T + p) * D;
+                for (int i = 0; i < U; i++) {
+                    float a = nn[(size_t)p * U + i];
+                    if (is_node[((size_t)l * T + p) * U + i] || a == 0.0f) continue;
+                    has_err[l * T + p] = 1;
+                    for (int j = 0; j < D; j++) e[j] += a * w2[(size_t)j * U + i];
+                }
             }
         }
     }
@@ -451,15 +505,31 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
         for (int k = 0; k < N_MODES; k++) v->rows[r].measured[k] = NAN;
     if (n_rows) {
         if ((st = agi_acts_alloc(&work, c, 1, T, T, 1, fn)) != AG_OK) goto done;
-        /* edits: the ablations, then (linear mode) every unit that is not a node held at its trace value */
+        /* edits: the ablations, then (linear mode, neurons) every unit that is not a node held at
+         * its trace value; transcoder graphs hold features through the multipliers instead */
         size_t n_hold = 0;
-        for (size_t u = 0; u < (size_t)L * T * Hd; u++) n_hold += !is_node[u];
+        if (!tcg)
+            for (size_t u = 0; u < (size_t)L * T * U; u++) n_hold += !is_node[u];
         int64_t max_count = 0;
         for (size_t r = 0; r < n_rows; r++) max_count = v->rows[r].count > max_count ? v->rows[r].count : max_count;
         edits = agi_calloc((size_t)max_count + n_hold, sizeof *edits, fn);
         if (!edits) {
             st = AG_ERR_OUT_OF_MEMORY;
             goto done;
+        }
+        if (tcg) {
+            size_t LTF = (size_t)L * T * U;
+            hold_mult = agi_malloc(sizeof(float) * LTF, fn);
+            if (!hold_mult) {
+                st = AG_ERR_OUT_OF_MEMORY;
+                goto done;
+            }
+            for (size_t q = 0; q < LTF; q++) hold_mult[q] = is_node[q] ? fc.mult[q] : 0.0f;
+            static const int kinds[3] = {AGI_TC_DIRECT, AGI_TC_LINEAR, AGI_TC_REAL};
+            for (int q = 0; q < 3 && st == AG_OK; q++)
+                st = agi_tc_run_init(&trun[q], tc, &fc, kinds[q], 0, T, bos0, (int)max_count, fn);
+            if (st != AG_OK) goto done;
+            trun[1].mult = hold_mult;
         }
         const float *emb = AGI_LROW(clean, x, 0, D); /* x_0 = the embeddings */
         for (size_t r = 0; r < n_rows; r++) {
@@ -471,8 +541,8 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
                 memset(&e, 0, sizeof e);
                 e.pos_begin = p;
                 e.pos_end = p + 1;
-                if (v->member_kind[mi] == AG_NODE_UNIT) {
-                    e.kind = AGI_EDIT_CLAMP;
+                if (v->member_kind[mi] == AG_NODE_UNIT) { /* set to 0 */
+                    e.kind = tcg ? AGI_EDIT_CLAMP_FEATURE : AGI_EDIT_CLAMP;
                     e.layer = l;
                     e.index = v->member_index[mi];
                 } else if (v->member_kind[mi] == AG_NODE_EMBEDDING) {
@@ -491,11 +561,11 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
             for (int k = 0; k < N_MODES; k++) {
                 if (!(o.modes & MODE_BITS[k])) continue;
                 int n_ed = ne;
-                if (MODE_BITS[k] == AG_VALIDATE_LINEAR)
+                if (MODE_BITS[k] == AG_VALIDATE_LINEAR && !tcg)
                     for (int l = 0; l < L; l++)
                         for (int p = 0; p < T; p++)
-                            for (int i = 0; i < Hd; i++) {
-                                if (is_node[((size_t)l * T + p) * Hd + i]) continue;
+                            for (int i = 0; i < U; i++) {
+                                if (is_node[((size_t)l * T + p) * U + i]) continue;
                                 agi_edit h;
                                 memset(&h, 0, sizeof h);
                                 h.kind = AGI_EDIT_CLAMP;
@@ -503,7 +573,7 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
                                 h.pos_begin = p;
                                 h.pos_end = p + 1;
                                 h.index = i;
-                                h.add = AGI_LROW(clean, n, l, Hd)[(size_t)p * Hd + i];
+                                h.add = AGI_LROW(clean, n, l, U)[(size_t)p * U + i];
                                 edits[n_ed++] = h;
                             }
                 unsigned freeze = MODE_BITS[k] == AG_VALIDATE_DIRECT   ? AGI_FREEZE_DIRECT
@@ -511,15 +581,17 @@ ag_status ag_graph_validate(ag_validation **out, const ag_graph *g, const ag_tra
                                   : MODE_BITS[k] == AG_VALIDATE_FREE   ? 0u
                                                                        : AGI_FREEZE_ATTN;
                 int delta = MODE_BITS[k] == AG_VALIDATE_DIRECT || MODE_BITS[k] == AG_VALIDATE_LINEAR;
-                agi_intervene_run(m, clean, edits, n_ed, freeze, delta, &work);
-                const float *lg = work.logits + (size_t)(T - 1) * V, *cl = clean->logits + (size_t)(T - 1) * V;
-                double mean = 0.0, tok = 0.0;
-                for (int t = 0; t < V; t++) {
-                    double d = delta ? (double)lg[t] : (double)lg[t] - (double)cl[t];
-                    mean += d;
-                    if (t == v->target_token) tok = d;
-                }
-                v->rows[r].measured[k] = tok - mean / V; /* the demeaned logit's change */
+                agi_tc_run *tr = !tcg ? NULL
+                                 : MODE_BITS[k] == AG_VALIDATE_DIRECT ? &trun[0]
+                                 : MODE_BITS[k] == AG_VALIDATE_LINEAR ? &trun[1]
+                                                                      : &trun[2];
+                if (tr) agi_tc_run_reset(tr, delta);
+                agi_intervene_run(m, clean, edits, n_ed, freeze, delta, tr ? &tr->ext : NULL, &work);
+                /* the target's change: w . (change of the final norm's output at the last position) */
+                const float *xf = work.xfin + (size_t)(T - 1) * D, *xc = clean->xfin + (size_t)(T - 1) * D;
+                double ch = 0.0;
+                for (int d = 0; d < D; d++) ch += (double)wvec[d] * (delta ? (double)xf[d] : (double)xf[d] - (double)xc[d]);
+                v->rows[r].measured[k] = ch;
             }
         }
     }
@@ -563,6 +635,9 @@ done:
     free(edits);
     free(scr);
     free(vtmp);
+    free(hold_mult);
+    for (int q = 0; q < 3; q++) agi_tc_run_free(&trun[q]);
+    agi_tc_clean_free(&fc);
     agi_acts_free(&work);
     if (st != AG_OK) {
         ag_validation_free(v);
@@ -656,7 +731,11 @@ ag_status ag_validation_json(const ag_validation *v, char **out, size_t *len) {
     memset(&b, 0, sizeof b);
     agi_sb_printf(&b, "{\"target\":{\"node\":%lld,\"id\":", (long long)v->target);
     agi_sb_json_str(&b, v->target_id);
-    agi_sb_printf(&b, ",\"token\":%d,\"value\":", (int)v->target_token);
+    agi_sb_printf(&b, ",\"kind\":\"%s\",\"token\":%d,\"token_b\":%d,\"value\":",
+                  v->target_kind == AG_GRAPH_TARGET_LOGIT_DIFF  ? "logit_diff"
+                  : v->target_kind == AG_GRAPH_TARGET_DIRECTION ? "direction"
+                                                                : "token",
+                  (int)v->target_token, (int)v->target_token_b);
     agi_sb_json_num17(&b, v->target_value);
     agi_sb_puts(&b, "},\"modes\":[");
     int first = 1;
