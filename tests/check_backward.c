@@ -213,7 +213,7 @@ static double check_grad(const fixture *fx, int kind, int layer, const agi_targe
         ck_assert_msg(ag_max_abs_d(fd, n) > 1e-6, "FD gradient vanished: the comparison could not fail");
         free(fd);
     } else {
-        double *dir = malloc(n * sizeof(double)), *got = malloc(sizeof(double) * (size_t)ndir),
+        double *dir = calloc(n, sizeof(double)), *got = malloc(sizeof(double) * (size_t)ndir),
                *want = malloc(sizeof(double) * (size_t)ndir);
         double gnorm = 0;
         for (size_t i = 0; i < n; i++) gnorm += fabs(g[i]);

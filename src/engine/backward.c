@@ -1,7 +1,11 @@
 /* The batched reverse pass of the real model (see backward.h). Shapes: B cotangent
  * sequences of T positions, rows c*T + p; D model width, KV = n_kv_heads*hs, Hd MLP width.
  * Weight-only matmuls are one GEMM over all B*T rows; activation-dependent ops run per
- * cotangent sequence against its forward sequence's activations. */
+ * cotangent sequence against its forward sequence's activations.
+ *
+ * One layer loop (reverse_pass) serves attribution (agi_backward_run: seeds, activation VJPs
+ * only) and training (agi_backward_weights: a dense cotangent at xfin and the weight
+ * gradients, dW += dy^T x for every linear map, the RMSNorm gains, the embedding). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +48,11 @@ ag_status agi_backward_init(agi_backward *w, const ag_model *m, const agi_acts *
     if (!agi_mul_size(BT, per_row, &total) || !agi_add_size(total, T2, &total))
         return agi_error(AG_ERR_OUT_OF_MEMORY, func, "backward workspace for %d x %d positions overflows", B, a->T);
     w->mem = agi_malloc(total * sizeof(float), func);
-    if (!w->mem) return AG_ERR_OUT_OF_MEMORY;
+    w->gacc = agi_malloc(D * sizeof(double), func);
+    if (!w->mem || !w->gacc) {
+        agi_backward_free(w);
+        return AG_ERR_OUT_OF_MEMORY;
+    }
     float *p = w->mem;
     w->dres = p, p += BT * D;
     w->dD = p, p += BT * D;
@@ -63,6 +71,7 @@ ag_status agi_backward_init(agi_backward *w, const ag_model *m, const agi_acts *
 
 void agi_backward_free(agi_backward *w) {
     free(w->mem);
+    free(w->gacc);
     memset(w, 0, sizeof *w);
 }
 
@@ -88,8 +97,20 @@ static void grad_linear(agi_backward *w, float *dx, const float *dy, const float
     w->flops += 2.0 * BT * (double)K_in * M_out;
 }
 
-void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int site_kind, int site_layer,
-                      float *grad) {
+/* dW[M_out][K_in] += dy[BT][M_out]^T · x[BT][K_in]: the weight gradient of the same layer. */
+static void grad_weight(agi_backward *w, float *dW, const float *dy, const float *x, int K_in, int M_out) {
+    int BT = w->B * w->a->T;
+    agi_linear_dw(dW, dy, x, BT, K_in, M_out, 1.0f);
+    w->flops += 2.0 * BT * (double)K_in * M_out;
+}
+
+/* The reverse layer loop of both entry points. Runs from the highest seed at or above `stop`
+ * down to station `stop` and writes the cotangent there into grad (rows of `width`; NULL: not
+ * written). dense_final: w->dD already holds a cotangent [B*T][D] at the final station (the
+ * seeds there add to it). g: weight gradients to accumulate (requires the real model, act_of
+ * the identity and stop = 0), or NULL: activation VJPs only, no weight GEMM. */
+static void reverse_pass(agi_backward *w, const agi_seed *seeds, int n_seeds, int dense_final, int stop, int width,
+                         float *grad, const agi_weight_grads *g) {
     const ag_model *m = w->m;
     const agi_config *c = &m->cfg;
     const agi_acts *a = w->a;
@@ -98,22 +119,22 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
     const size_t BT = (size_t)B * (size_t)T, TD = (size_t)T * D, THd = (size_t)T * Hd, TKV = (size_t)T * KV;
     const int frz_norm = (w->flags & AGI_BW_FREEZE_NORMS) != 0, frz_att = (w->flags & AGI_BW_FREEZE_ATTN) != 0;
     const int frz_gate = (w->flags & AGI_BW_FREEZE_GATES) != 0, no_mlp = (w->flags & AGI_BW_NO_MLP) != 0;
-    const int stop = agi_station(c, site_kind, site_layer), width = agi_site_width(c, site_kind);
-    int top = -1;
+    int top = dense_final ? AGI_STATION_FINAL(c) : -1;
     for (int i = 0; i < n_seeds; i++)
         if (seeds[i].station >= stop && seeds[i].station > top) top = seeds[i].station;
     float *dres = w->dres, *dD = w->dD;
     memset(dres, 0, BT * D * sizeof(float));
     if (top < 0) { /* nothing depends on the site */
-        memset(grad, 0, BT * (size_t)width * sizeof(float));
+        if (grad) memset(grad, 0, BT * (size_t)width * sizeof(float));
         return;
     }
     int live = 0; /* dres holds a nonzero cotangent */
 
     /* final norm: xfin = RMSNorm(x_L) * g_final */
     if (top == AGI_STATION_FINAL(c)) {
-        memset(dD, 0, BT * D * sizeof(float));
+        if (!dense_final) memset(dD, 0, BT * D * sizeof(float));
         add_seeds(w, seeds, n_seeds, top, dD, D);
+        if (g) agi_rmsnorm_dgain(g->rms_final, w->gacc, dD, AGI_LROW(a, x, L, D), a->r_fin, (int)BT, D);
         for (int b = 0; b < B; b++) {
             int s = act_of(w, b);
             agi_rmsnorm_backward(dres + b * TD, dD + b * TD, AGI_LROW(a, x, L, D) + s * TD, m->w.rms_final,
@@ -125,11 +146,14 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
         /* station resid.l (embed when l = 0) */
         if (add_seeds(w, seeds, n_seeds, agi_station(c, AG_SITE_RESID, l), dres, D)) live = 1;
         if (stop == 4 * l || l == 0) {
-            memcpy(grad, dres, BT * D * sizeof(float));
+            /* x_0 = E[tok]: the embedding's gradient is a scatter-add of d x_0 */
+            if (g && l == 0) agi_embed_backward(g->token_embedding, dres, a->tokens, (int)BT, D);
+            if (grad) memcpy(grad, dres, BT * D * sizeof(float));
             return;
         }
         const int bl = l - 1;
         const agi_layer_weights *lw = &m->w.layers[bl];
+        const agi_layer_grads *lg = g ? &g->layers[bl] : NULL;
         const int st_mlp = 4 * bl + 3, st_mid = 4 * bl + 2, st_attn = 4 * bl + 1;
         if (top <= 4 * bl) continue; /* no seed inside this block or above it yet */
 
@@ -138,12 +162,13 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
         float *dn = w->dn;
         if (live && (!no_mlp || stop == st_mlp)) {
             grad_linear(w, dn, dres, lw->w2, Hd, D, 0.0f); /* dn[BT][Hd] = dres[BT][D] · W2[D][Hd] */
+            if (lg) grad_weight(w, lg->w2, dres, AGI_LROW(a, n, bl, Hd), Hd, D);
             dn_live = 1;
         }
         if (!dn_live) memset(dn, 0, BT * Hd * sizeof(float));
         if (add_seeds(w, seeds, n_seeds, st_mlp, dn, Hd)) dn_live = 1;
         if (stop == st_mlp) {
-            memcpy(grad, dn, BT * Hd * sizeof(float));
+            if (grad) memcpy(grad, dn, BT * Hd * sizeof(float));
             return;
         }
         if (dn_live) {
@@ -158,6 +183,13 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
             /* du[BT][D] = dgate · W1 + dup · W3 */
             if (!frz_gate) grad_linear(w, dD, w->dgate, lw->w1, D, Hd, 0.0f);
             grad_linear(w, dD, w->dup, lw->w3, D, Hd, frz_gate ? 0.0f : 1.0f);
+            if (lg) {
+                const float *u = AGI_LROW(a, u, bl, D);
+                grad_weight(w, lg->w1, w->dgate, u, D, Hd);
+                grad_weight(w, lg->w3, w->dup, u, D, Hd);
+                agi_rmsnorm_dgain(lg->rms_ffn, w->gacc, dD, AGI_LROW(a, xmid, bl, D), AGI_LROW(a, r_ffn, bl, 1),
+                                  (int)BT, D);
+            }
             for (int b = 0; b < B; b++) {
                 int s = act_of(w, b);
                 agi_rmsnorm_backward(dres + b * TD, dD + b * TD, AGI_LROW(a, xmid, bl, D) + s * TD, lw->rms_ffn,
@@ -169,7 +201,7 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
         /* ---- station mid.bl ---- */
         if (add_seeds(w, seeds, n_seeds, st_mid, dres, D)) live = 1;
         if (stop == st_mid) {
-            memcpy(grad, dres, BT * D * sizeof(float));
+            if (grad) memcpy(grad, dres, BT * D * sizeof(float));
             return;
         }
 
@@ -177,13 +209,14 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
         int dh_live = 0;
         if (live) {
             grad_linear(w, dD, dres, lw->wo, D, D, 0.0f); /* dheads[BT][D] = dres · Wo */
+            if (lg) grad_weight(w, lg->wo, dres, AGI_LROW(a, heads, bl, D), D, D);
             dh_live = 1;
         } else {
             memset(dD, 0, BT * D * sizeof(float));
         }
         if (add_seeds(w, seeds, n_seeds, st_attn, dD, D)) dh_live = 1;
         if (stop == st_attn) {
-            memcpy(grad, dD, BT * D * sizeof(float));
+            if (grad) memcpy(grad, dD, BT * D * sizeof(float));
             return;
         }
         if (!dh_live) continue;
@@ -210,6 +243,13 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
             grad_linear(w, dD, w->dk, lw->wk, D, KV, 1.0f);
         }
         grad_linear(w, dD, w->dv, lw->wv, D, KV, frz_att ? 0.0f : 1.0f);
+        if (lg) {
+            const float *an = AGI_LROW(a, a, bl, D);
+            grad_weight(w, lg->wq, w->dq, an, D, D);
+            grad_weight(w, lg->wk, w->dk, an, D, KV);
+            grad_weight(w, lg->wv, w->dv, an, D, KV);
+            agi_rmsnorm_dgain(lg->rms_att, w->gacc, dD, AGI_LROW(a, x, bl, D), AGI_LROW(a, r_att, bl, 1), (int)BT, D);
+        }
         for (int b = 0; b < B; b++) {
             int s = act_of(w, b);
             agi_rmsnorm_backward(dres + b * TD, dD + b * TD, AGI_LROW(a, x, bl, D) + s * TD, lw->rms_att,
@@ -217,6 +257,24 @@ void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int s
         }
         live = 1;
     }
+}
+
+void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int site_kind, int site_layer,
+                      float *grad) {
+    const agi_config *c = &w->m->cfg;
+    reverse_pass(w, seeds, n_seeds, 0, agi_station(c, site_kind, site_layer), agi_site_width(c, site_kind), grad,
+                 NULL);
+}
+
+void agi_backward_weights(agi_backward *w, const float *dlogits, const agi_weight_grads *g) {
+    const ag_model *m = w->m;
+    const agi_acts *a = w->a;
+    const int D = m->cfg.dim, V = m->cfg.vocab_size;
+    /* logits[BT][V] = xfin · Wcls^T: dWcls += dlogits^T xfin, and d xfin (the dense cotangent
+     * at the final station) goes straight into the workspace the loop starts from */
+    grad_weight(w, g->wcls, dlogits, a->xfin, D, V);
+    grad_linear(w, w->dD, dlogits, m->w.wcls, D, V, 0.0f);
+    reverse_pass(w, NULL, 0, 1, 0, D, NULL, g);
 }
 
 double agi_backward_flops_per_seq(const agi_config *c, int T) {

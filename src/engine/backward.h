@@ -14,7 +14,11 @@
  * where "final" is the output of the final RMSNorm (xfin), the read point of every logit.
  * embed is resid.0. A cotangent *seed* enters at a station (one position of one cotangent
  * sequence); the pass runs from the highest seed down to the site and returns the gradient
- * there. Seeds below the site are ignored (they cannot depend on it). */
+ * there. Seeds below the site are ignored (they cannot depend on it).
+ *
+ * Training uses the same pass through agi_backward_weights: a dense cotangent at the logits,
+ * run down to the embeddings, with every weight's gradient accumulated on the way (the
+ * weight-gradient GEMMs run only then; the activation-only path above never does them). */
 #ifndef AGI_BACKWARD_H
 #define AGI_BACKWARD_H
 
@@ -57,6 +61,7 @@ typedef struct agi_backward {
     /* workspace, [B*T] rows each */
     float *dres, *dD, *dq, *dk, *dv, *dn, *dgate, *dup, *scratch;
     float *mem;
+    double *gacc; /* [D] RMSNorm gain-gradient accumulator (agi_backward_weights) */
 } agi_backward;
 
 /* Allocate the workspace for B cotangent sequences over `a`. Errors: AG_ERR_OUT_OF_MEMORY. */
@@ -68,6 +73,27 @@ void agi_backward_free(agi_backward *w);
  * The site is (kind, layer) with kind an AG_SITE_* value (callers validate layers). */
 void agi_backward_run(agi_backward *w, const agi_seed *seeds, int n_seeds, int site_kind, int site_layer,
                       float *grad);
+
+/* Weight gradients, laid out like the weights they belong to (model.h: agi_layer_weights,
+ * agi_weights; matrices [out][in] row-major, RMSNorm gains [D]). */
+typedef struct agi_layer_grads {
+    float *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3;
+} agi_layer_grads;
+
+typedef struct agi_weight_grads {
+    float *token_embedding;  /* [V][D] */
+    agi_layer_grads *layers; /* [L] */
+    float *rms_final;        /* [D] */
+    float *wcls;             /* [V][D] (== token_embedding when the classifier is shared) */
+} agi_weight_grads;
+
+/* The reverse pass of the whole model with weight gradients (training): from
+ * dlogits[B*T][V] = d f / d logits (logits = xfin · Wcls^T) down to the embeddings, adding
+ * d f / d W into every tensor of *g (+=; callers zero it first). The layer loop is
+ * agi_backward_run's. Requires the real model (flags 0) and cotangent sequence c reading
+ * forward sequence c (w->B == a->B, act_of NULL): every weight-gradient GEMM is one
+ * dW += dy^T x over all B*T rows. */
+void agi_backward_weights(agi_backward *w, const float *dlogits, const agi_weight_grads *g);
 
 /* FLOPs of one full backward pass of one sequence of T positions from the final norm to the
  * embeddings (matmuls only; used by benchmarks and stats). */

@@ -57,6 +57,17 @@ void agi_rmsnorm_backward(float *dx, const float *dout, const float *x, const fl
     }
 }
 
+/* out = x*r*g: dg_i += sum_n dout[n][i] x[n][i] r[n] (in double, rows in order). */
+void agi_rmsnorm_dgain(float *dg, double *acc, const float *dout, const float *x, const float *r, int N, int D) {
+    memset(acc, 0, sizeof(double) * (size_t)D);
+    for (int n = 0; n < N; n++) {
+        const float *dn = dout + (size_t)n * D, *xn = x + (size_t)n * D;
+        double rn = r[n];
+        for (int i = 0; i < D; i++) acc[i] += (double)dn[i] * xn[i] * rn;
+    }
+    for (int i = 0; i < D; i++) dg[i] += (float)acc[i];
+}
+
 /* ---- RoPE ------------------------------------------------------------------------------- */
 
 void agi_rope_forward(float *x, int N, int n_heads, int hs, int pos0, int rows_per_seq, float theta) {

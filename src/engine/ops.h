@@ -48,6 +48,10 @@ void agi_embed_backward(float *dE, const float *dx, const int32_t *tok, int N, i
 void agi_rmsnorm_backward(float *dx, const float *dout, const float *x, const float *g, const float *r,
                           int N, int D, int frozen_scale);
 
+/* The gain's weight gradient: dg[i] += sum_n dout[n][i] * x[n][i] * r[n] over the N rows, summed
+ * in double in row order (acc: D doubles of scratch). */
+void agi_rmsnorm_dgain(float *dg, double *acc, const float *dout, const float *x, const float *r, int N, int D);
+
 /* In place: dx <- R^T dx, the inverse rotation of agi_rope_forward (same arguments). */
 void agi_rope_backward(float *dx, int N, int n_heads, int hs, int pos0, int rows_per_seq, float theta);
 

@@ -76,6 +76,26 @@ void agi_model_view_bind(ag_model *m, const agi_layout *lay, const float *base) 
     m->w.wcls = lay->shared_classifier ? m->w.token_embedding : base + t[k++].offset;
 }
 
+void agi_grads_bind(agi_weight_grads *g, const agi_layout *lay, float *base) {
+    const agi_ptensor *t = lay->t;
+    int k = 0;
+    g->token_embedding = base + t[k++].offset;
+    for (int l = 0; l < lay->cfg.n_layers; l++) {
+        agi_layer_grads *w = &g->layers[l];
+        w->rms_att = base + t[k++].offset;
+        w->wq = base + t[k++].offset;
+        w->wk = base + t[k++].offset;
+        w->wv = base + t[k++].offset;
+        w->wo = base + t[k++].offset;
+        w->rms_ffn = base + t[k++].offset;
+        w->w1 = base + t[k++].offset;
+        w->w2 = base + t[k++].offset;
+        w->w3 = base + t[k++].offset;
+    }
+    g->rms_final = base + t[k++].offset;
+    g->wcls = lay->shared_classifier ? g->token_embedding : base + t[k++].offset;
+}
+
 ag_status agi_model_view(ag_model **out, const agi_layout *lay, const float *base, const char *name, const char *func) {
     *out = NULL;
     ag_model *m = agi_calloc(1, sizeof *m, func);

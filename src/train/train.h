@@ -1,8 +1,9 @@
 /* The training engine (issue 5): parameters in one array, the batched forward (the engine's
  * agi_forward over an ag_model whose weight pointers point into that array), softmax
- * cross-entropy, the reverse pass with weight gradients for every op, AdamW with decoupled
- * weight decay, a cosine schedule with linear warm-up, global-norm gradient clipping and
- * checkpoints.
+ * cross-entropy, the reverse pass with weight gradients for every op (the engine's own reverse
+ * pass, agi_backward_weights in engine/backward.h: one layer loop for attribution and
+ * training), AdamW with decoupled weight decay, a cosine schedule with linear warm-up,
+ * global-norm gradient clipping and checkpoints.
  *
  * Parameter layout (one float array, llama2.c order; weights [out][in] row-major):
  *   token_embedding [V][D]
@@ -12,9 +13,9 @@
  *   wcls [V][D]              (absent when the classifier is the embedding)
  * Gradients, and AdamW's first and second moments, use the same layout.
  *
- * Weight gradients (N = B*T rows; the activation VJPs come from engine/ops.h):
+ * Weight gradients (N = B*T rows; computed by engine/backward.c with the ops of engine/ops.h):
  *   linear y = x W^T          dW += dy^T x             (agi_linear_dw, one GEMM)
- *   RMSNorm out = x r g       dg_i += sum_n dout[n,i] x[n,i] r[n]
+ *   RMSNorm out = x r g       dg_i += sum_n dout[n,i] x[n,i] r[n]   (agi_rmsnorm_dgain)
  *   embedding x = E[tok]      dE[tok[n]] += dx[n]      (agi_embed_backward)
  *   classifier logits = xfin Wcls^T: dWcls += dlogits^T xfin (into dE when shared)
  *
@@ -27,6 +28,7 @@
 #include <stdint.h>
 
 #include "engine/acts.h"
+#include "engine/backward.h"
 #include "model/model.h"
 
 /* One named tensor of the layout. */
@@ -53,6 +55,9 @@ void agi_layout_free(agi_layout *lay);
  * name and layer table; ag_model_free releases it (and any tokenizer attached to it). */
 ag_status agi_model_view(ag_model **out, const agi_layout *lay, const float *base, const char *name, const char *func);
 void agi_model_view_bind(ag_model *m, const agi_layout *lay, const float *base);
+/* The same binding for gradients: g's tensors point into `base` (g->layers: n_layers entries,
+ * allocated by the caller; wcls == token_embedding when the classifier is shared). */
+void agi_grads_bind(agi_weight_grads *g, const agi_layout *lay, float *base);
 
 /* llama2.c-style initialisation: N(0, 0.02) for matrices, N(0, 0.02/sqrt(2L)) for the
  * residual projections wo and w2, 1 for RMSNorm gains. Deterministic for `seed`. */
@@ -65,9 +70,8 @@ typedef struct agi_trainer {
     float *params, *grads; /* [n_params] each */
     ag_model *view;        /* weights -> params */
     agi_acts acts;         /* B x T, every pattern kept, logits on */
-    /* reverse-pass buffers */
-    float *dxfin, *dx, *dn, *dgate, *dup, *du, *dheads, *dq, *dk, *dv, *da, *scratch;
-    double *gacc; /* [D] gain-gradient accumulator */
+    agi_backward bw;       /* the engine's reverse pass over acts (its workspace) */
+    agi_weight_grads wg;   /* -> grads */
 } agi_trainer;
 
 ag_status agi_trainer_create(agi_trainer **out, const agi_config *cfg, int shared_classifier, int B, int T,
@@ -76,7 +80,7 @@ void agi_trainer_free(agi_trainer *t);
 
 /* inputs[B*T], targets[B*T] (row b*T+p; target < 0 = not scored). Runs the forward and
  * returns the mean cross-entropy over scored rows (0 when none). With want_grad, also
- * overwrites t->grads with its gradient. */
+ * overwrites t->grads with its gradient (agi_backward_weights from d loss / d logits). */
 double agi_trainer_loss(agi_trainer *t, const int32_t *inputs, const int32_t *targets, int want_grad);
 
 /* The global L2 norm of t->grads, in double. */
