@@ -15,7 +15,6 @@
  *    backward phases separately (ag_attribution_get_stats) seconds, matmul GFLOP/s and the
  *    ratio to the sgemm peak.
  * OpenBLAS threads follow OPENBLAS_NUM_THREADS (the library never changes them). */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,28 +25,6 @@
 #ifndef AG_SHARED_DIR
 #define AG_SHARED_DIR "../shared"
 #endif
-
-static double sgemm_gflops(int M, int N, int K, int runs) {
-    float *A = malloc(sizeof(float) * (size_t)M * (size_t)K);
-    float *B = malloc(sizeof(float) * (size_t)K * (size_t)N);
-    float *C = malloc(sizeof(float) * (size_t)M * (size_t)N);
-    double *t = malloc(sizeof(double) * (size_t)runs);
-    double g = 0.0;
-    if (A && B && C && t) {
-        bench_rng r = {7};
-        for (size_t i = 0; i < (size_t)M * (size_t)K; i++) A[i] = bench_rng_sym(&r, 1.0f);
-        for (size_t i = 0; i < (size_t)K * (size_t)N; i++) B[i] = bench_rng_sym(&r, 1.0f);
-        for (int i = -2; i < runs; i++) {
-            double t0 = bench_now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
-            double dt = bench_now() - t0;
-            if (i >= 0) t[i] = dt;
-        }
-        g = 2.0 * M * N * K / bench_median(t, (size_t)runs) * 1e-9;
-    }
-    free(A), free(B), free(C), free(t);
-    return g;
-}
 
 typedef struct phase {
     double total_s, fwd_s, bwd_s, fwd_flops, bwd_flops;
@@ -105,9 +82,7 @@ static int bench_model(const char *label, const ag_model *m, int T, int steps, i
     in.struct_size = sizeof in;
     ag_model_get_info(m, &in);
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)T);
-    bench_rng r = {99};
-    tok[0] = in.bos_id >= 0 ? in.bos_id : 1;
-    for (int i = 1; i < T; i++) tok[i] = bench_rng_int(&r, 3, in.vocab_size);
+    bench_random_prompt(tok, T, &in, 99);
     ag_trace *t = NULL;
     if (ag_trace_create(&t, m, tok, (size_t)T, NULL) != AG_OK) {
         fprintf(stderr, "bench_attribute: %s\n", ag_last_error());
@@ -140,16 +115,12 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    const char *path = AG_SHARED_DIR "/models/stories260K.bin";
-    int T = 64, runs = 5, steps = 32, do_file = 1, do_random = 1;
+    bench_opts o = {AG_SHARED_DIR "/models/stories260K.bin", 64, 5, 1, 1};
+    int steps = 32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-m") && i + 1 < argc) path = argv[++i];
-        else if (!strcmp(a, "-T") && i + 1 < argc) T = atoi(argv[++i]);
-        else if (!strcmp(a, "-n") && i + 1 < argc) runs = atoi(argv[++i]);
-        else if (!strcmp(a, "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(a, "--no-file")) do_file = 0;
-        else if (!strcmp(a, "--no-random")) do_random = 0;
+        if (bench_opts_arg(&o, argc, argv, &i)) continue;
+        if (!strcmp(a, "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -158,49 +129,30 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (T < 2 || runs < 1 || steps < 1) {
+    if (o.T < 2 || o.runs < 1 || steps < 1) {
         usage(stderr);
         return 2;
     }
-    printf("attrgraph %s bench_attribute\n", ag_version_string());
-#ifdef OPENBLAS_VERSION
-    printf("BLAS: %s, %d threads (OPENBLAS_NUM_THREADS=%s)\n", openblas_get_config(), openblas_get_num_threads(),
-           getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
-#endif
-    FILE *la = fopen("/proc/loadavg", "r");
-    char load[64] = "";
-    if (la) {
-        if (!fgets(load, sizeof load, la)) load[0] = '\0';
-        fclose(la);
-        load[strcspn(load, "\n")] = '\0';
-        printf("load average before the run: %s\n", load);
-    }
-    double peak = sgemm_gflops(1024, 1024, 1024, runs > 5 ? runs : 5);
+    bench_print_machine("bench_attribute");
+    double peak = bench_sgemm_gflops(1024, 1024, 1024, 0, o.runs > 5 ? o.runs : 5);
     printf("sgemm 1024x1024x1024 NN %7.2f GFLOP/s   <- peak used for ratios\n", peak);
     int rc = 0;
-    if (do_file) {
-        ag_model *m = NULL;
-        if (ag_model_load(&m, path, NULL) != AG_OK) {
-            fprintf(stderr, "bench_attribute: %s\n", ag_last_error());
+    if (o.do_file) {
+        ag_model *m = bench_load_file_model(o.path, "bench_attribute");
+        if (!m) {
             rc = 1;
         } else {
-            const char *base = strrchr(path, '/');
-            rc |= bench_model(base ? base + 1 : path, m, T, steps, runs, peak);
+            const char *base = strrchr(o.path, '/');
+            rc |= bench_model(base ? base + 1 : o.path, m, o.T, steps, o.runs, peak);
         }
         ag_model_free(m);
     }
-    if (do_random) {
-        bench_cfg c = {512, 1376, 8, 8, 8, 4096, T > 256 ? T : 256};
-        size_t size = 0;
-        void *bytes = bench_llama2c_model(&c, 2024, &size);
-        ag_model *m = NULL;
-        if (!bytes || ag_model_load_memory(&m, bytes, size, 0, "random-512x8", NULL) != AG_OK) {
-            fprintf(stderr, "bench_attribute: cannot build the random model\n");
-            rc = 1;
-        } else {
-            rc |= bench_model("random-512x8 (memory)", m, T, steps, runs, peak);
-        }
-        ag_model_free(m);
+    if (o.do_random) {
+        void *bytes = NULL;
+        ag_model *m = bench_load_random_model(o.T, &bytes, "bench_attribute");
+        if (!m) rc = 1;
+        else rc |= bench_model("random-512x8 (memory)", m, o.T, steps, o.runs, peak);
+        ag_model_free(m); /* before the bytes it borrows */
         free(bytes);
     }
     return rc;

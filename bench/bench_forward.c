@@ -11,7 +11,6 @@
  *    llama2.c layout and loaded with ag_model_load_memory.
  * Reports tokens/s, achieved GFLOP/s (bench_forward_flops) and the ratio to the 1024^3 peak.
  * OpenBLAS threads follow OPENBLAS_NUM_THREADS (the library never changes them). */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,34 +21,6 @@
 #ifndef AG_SHARED_DIR
 #define AG_SHARED_DIR "../shared"
 #endif
-
-/* Median GFLOP/s of C[M][N] = A[M][K] · op(B), row-major. */
-static double sgemm_gflops(int M, int N, int K, int transB, int runs) {
-    float *A = malloc(sizeof(float) * (size_t)M * (size_t)K);
-    float *B = malloc(sizeof(float) * (size_t)K * (size_t)N);
-    float *C = malloc(sizeof(float) * (size_t)M * (size_t)N);
-    double *t = malloc(sizeof(double) * (size_t)runs);
-    double g = 0.0;
-    if (A && B && C && t) {
-        bench_rng r = {7};
-        for (size_t i = 0; i < (size_t)M * (size_t)K; i++) A[i] = bench_rng_sym(&r, 1.0f);
-        for (size_t i = 0; i < (size_t)K * (size_t)N; i++) B[i] = bench_rng_sym(&r, 1.0f);
-        int ldb = transB ? K : N;
-        for (int i = -2; i < runs; i++) { /* two warm-up calls start OpenBLAS's threads */
-            double t0 = bench_now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, K, B, ldb,
-                        0.0f, C, N);
-            double dt = bench_now() - t0;
-            if (i >= 0) t[i] = dt;
-        }
-        g = 2.0 * M * N * K / bench_median(t, (size_t)runs) * 1e-9;
-    }
-    free(A);
-    free(B);
-    free(C);
-    free(t);
-    return g;
-}
 
 typedef struct fwd_result {
     double median_s, tokens_per_s, gflops, ratio;
@@ -73,9 +44,7 @@ static int bench_model(const char *label, const ag_model *m, int T, int runs, do
         fprintf(stderr, "bench_forward: out of memory\n");
         return 1;
     }
-    bench_rng r = {12345};
-    tok[0] = in.bos_id >= 0 ? in.bos_id : 1;
-    for (int i = 1; i < T; i++) tok[i] = bench_rng_int(&r, 3, in.vocab_size);
+    bench_random_prompt(tok, T, &in, 12345);
     int rc = 0;
     for (int i = -1; i < runs && !rc; i++) { /* one warm-up */
         ag_trace *tr = NULL;
@@ -117,16 +86,11 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    const char *path = AG_SHARED_DIR "/models/stories260K.bin";
-    int T = 256, runs = 11, do_file = 1, do_random = 1;
+    bench_opts o = {AG_SHARED_DIR "/models/stories260K.bin", 256, 11, 1, 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-m") && i + 1 < argc) path = argv[++i];
-        else if (!strcmp(a, "-T") && i + 1 < argc) T = atoi(argv[++i]);
-        else if (!strcmp(a, "-n") && i + 1 < argc) runs = atoi(argv[++i]);
-        else if (!strcmp(a, "--no-file")) do_file = 0;
-        else if (!strcmp(a, "--no-random")) do_random = 0;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (bench_opts_arg(&o, argc, argv, &i)) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
         } else {
@@ -134,61 +98,38 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (T < 1 || runs < 1) {
+    if (o.T < 1 || o.runs < 1) {
         usage(stderr);
         return 2;
     }
 
-    printf("attrgraph %s bench_forward\n", ag_version_string());
-#ifdef OPENBLAS_VERSION
-    printf("BLAS: %s, %d threads (OPENBLAS_NUM_THREADS=%s)\n", openblas_get_config(), openblas_get_num_threads(),
-           getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
-#endif
-
-    FILE *la = fopen("/proc/loadavg", "r"); /* a busy machine makes every number below meaningless */
-    char load[64] = "";
-    if (la) {
-        if (!fgets(load, sizeof load, la)) load[0] = '\0';
-        fclose(la);
-        load[strcspn(load, "\n")] = '\0';
-        printf("load average before the run: %s\n", load);
-    }
+    bench_print_machine("bench_forward");
 
     /* 1. sgemm peak */
-    double peak = sgemm_gflops(1024, 1024, 1024, 0, runs);
-    double shaped = sgemm_gflops(T, 1376, 512, 1, runs);
-    printf("sgemm 1024x1024x1024 NN          %7.2f GFLOP/s (median of %d)   <- peak used for ratios\n", peak, runs);
-    printf("sgemm %4dx1376x512 NT (MLP-like) %7.2f GFLOP/s (median of %d)\n", T, shaped, runs);
+    double peak = bench_sgemm_gflops(1024, 1024, 1024, 0, o.runs);
+    double shaped = bench_sgemm_gflops(o.T, 1376, 512, 1, o.runs);
+    printf("sgemm 1024x1024x1024 NN          %7.2f GFLOP/s (median of %d)   <- peak used for ratios\n", peak, o.runs);
+    printf("sgemm %4dx1376x512 NT (MLP-like) %7.2f GFLOP/s (median of %d)\n", o.T, shaped, o.runs);
 
     int rc = 0;
     fwd_result res;
     /* 2a. the model file */
-    if (do_file) {
-        ag_model *m = NULL;
-        if (ag_model_load(&m, path, NULL) != AG_OK) {
-            fprintf(stderr, "bench_forward: %s\n", ag_last_error());
+    if (o.do_file) {
+        ag_model *m = bench_load_file_model(o.path, "bench_forward");
+        if (!m) {
             rc = 1;
         } else {
-            const char *base = strrchr(path, '/');
-            rc |= bench_model(base ? base + 1 : path, m, T, runs, peak, &res);
+            const char *base = strrchr(o.path, '/');
+            rc |= bench_model(base ? base + 1 : o.path, m, o.T, o.runs, peak, &res);
         }
         ag_model_free(m);
     }
     /* 2b. the random model in memory */
-    if (do_random) {
-        bench_cfg c = {512, 1376, 8, 8, 8, 4096, T > 256 ? T : 256};
-        size_t size = 0;
-        void *bytes = bench_llama2c_model(&c, 2024, &size);
-        ag_model *m = NULL;
-        if (!bytes) {
-            fprintf(stderr, "bench_forward: cannot build the random model (out of memory)\n");
-            rc = 1;
-        } else if (ag_model_load_memory(&m, bytes, size, 0, "random-512x8", NULL) != AG_OK) {
-            fprintf(stderr, "bench_forward: %s\n", ag_last_error());
-            rc = 1;
-        } else {
-            rc |= bench_model("random-512x8 (memory)", m, T, runs, peak, &res);
-        }
+    if (o.do_random) {
+        void *bytes = NULL;
+        ag_model *m = bench_load_random_model(o.T, &bytes, "bench_forward");
+        if (!m) rc = 1;
+        else rc |= bench_model("random-512x8 (memory)", m, o.T, o.runs, peak, &res);
         ag_model_free(m); /* before the bytes it borrows */
         free(bytes);
     }

@@ -8,14 +8,22 @@
  *                                ../shared/models/README.md)
  *   bench_forward_flops()        the matmul FLOPs of one forward pass over T positions
  *   bench_cfg_from_info()        fill a bench_cfg from a loaded model's ag_model_info
+ *   bench_sgemm_gflops()         median GFLOP/s of one cblas_sgemm shape (the peak yardstick)
+ *   bench_opts / bench_opts_arg() the command-line options the model benchmarks share
+ *   bench_print_machine()        the banner: version, BLAS threads, load average
+ *   bench_random_prompt()        BOS then random token ids
+ *   bench_load_file_model()      a model file, or NULL with the error on stderr
+ *   bench_load_random_model()    the benchmarks' random 512x8 model, built and loaded
  *
  * Benchmarks are not part of the library: they may call cblas directly (for the sgemm peak)
  * and use POSIX clocks. Compile with _POSIX_C_SOURCE >= 199309L. */
 #ifndef AG_BENCH_UTIL_H
 #define AG_BENCH_UTIL_H
 
+#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -140,6 +148,115 @@ static inline void *bench_llama2c_model(const bench_cfg *c, uint64_t seed, size_
 #undef BENCH_FILL
     *size = bytes;
     return buf;
+}
+
+/* ---- the sgemm peak --------------------------------------------------------------------- */
+
+/* Median GFLOP/s over `runs` calls (after two warm-up calls that start OpenBLAS's threads) of
+ * C[M][N] = A[M][K] · op(B), row-major, op = transpose when transB; 0 when out of memory. */
+static inline double bench_sgemm_gflops(int M, int N, int K, int transB, int runs) {
+    float *A = malloc(sizeof(float) * (size_t)M * (size_t)K);
+    float *B = malloc(sizeof(float) * (size_t)K * (size_t)N);
+    float *C = malloc(sizeof(float) * (size_t)M * (size_t)N);
+    double *t = malloc(sizeof(double) * (size_t)runs);
+    double g = 0.0;
+    if (A && B && C && t) {
+        bench_rng r = {7};
+        for (size_t i = 0; i < (size_t)M * (size_t)K; i++) A[i] = bench_rng_sym(&r, 1.0f);
+        for (size_t i = 0; i < (size_t)K * (size_t)N; i++) B[i] = bench_rng_sym(&r, 1.0f);
+        int ldb = transB ? K : N;
+        for (int i = -2; i < runs; i++) {
+            double t0 = bench_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, K, B, ldb,
+                        0.0f, C, N);
+            double dt = bench_now() - t0;
+            if (i >= 0) t[i] = dt;
+        }
+        g = 2.0 * M * N * K / bench_median(t, (size_t)runs) * 1e-9;
+    }
+    free(A);
+    free(B);
+    free(C);
+    free(t);
+    return g;
+}
+
+/* ---- what every benchmark prints and loads ------------------------------------------------ */
+
+/* The options bench_forward and bench_attribute share: -m MODEL, -T TOKENS, -n RUNS,
+ * --no-file, --no-random. */
+typedef struct bench_opts {
+    const char *path; /* the model file */
+    int T, runs;      /* prompt length; timed runs per measurement (the median is reported) */
+    int do_file, do_random;
+} bench_opts;
+
+/* When argv[*i] is one of the shared options, apply it (moving *i past its value) and return 1;
+ * 0 otherwise (the caller's own options, -h, or an error). */
+static inline int bench_opts_arg(bench_opts *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "-m") && *i + 1 < argc) o->path = argv[++*i];
+    else if (!strcmp(a, "-T") && *i + 1 < argc) o->T = atoi(argv[++*i]);
+    else if (!strcmp(a, "-n") && *i + 1 < argc) o->runs = atoi(argv[++*i]);
+    else if (!strcmp(a, "--no-file")) o->do_file = 0;
+    else if (!strcmp(a, "--no-random")) o->do_random = 0;
+    else return 0;
+    return 1;
+}
+
+/* "attrgraph <version> <name>", the BLAS configuration and threads (OpenBLAS), and the load
+ * average before the run (a busy machine makes every number meaningless). */
+static inline void bench_print_machine(const char *name) {
+    printf("attrgraph %s %s\n", ag_version_string(), name);
+#ifdef OPENBLAS_VERSION
+    printf("BLAS: %s, %d threads (OPENBLAS_NUM_THREADS=%s)\n", openblas_get_config(), openblas_get_num_threads(),
+           getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
+#endif
+    FILE *la = fopen("/proc/loadavg", "r");
+    char load[64] = "";
+    if (la) {
+        if (!fgets(load, sizeof load, la)) load[0] = '\0';
+        fclose(la);
+        load[strcspn(load, "\n")] = '\0';
+        printf("load average before the run: %s\n", load);
+    }
+}
+
+/* tok[0] = the model's BOS (1 when it has none), tok[1..T) uniform in [3, vocab) from `seed`. */
+static inline void bench_random_prompt(int32_t *tok, int T, const ag_model_info *in, uint64_t seed) {
+    bench_rng r = {seed};
+    tok[0] = in->bos_id >= 0 ? in->bos_id : 1;
+    for (int i = 1; i < T; i++) tok[i] = bench_rng_int(&r, 3, in->vocab_size);
+}
+
+/* ag_model_load(path); NULL with "<prog>: <error>" on stderr when it fails. */
+static inline ag_model *bench_load_file_model(const char *path, const char *prog) {
+    ag_model *m = NULL;
+    if (ag_model_load(&m, path, NULL) != AG_OK) {
+        fprintf(stderr, "%s: %s\n", prog, ag_last_error());
+        return NULL;
+    }
+    return m;
+}
+
+/* The benchmarks' random model: dim 512, 8 layers, hidden 1376, 8 heads, vocab 4096, context
+ * max(T, 256), built in memory (bench_llama2c_model, seed 2024) and loaded without a copy as
+ * "random-512x8". *bytes gets the buffer it borrows: free it after ag_model_free. NULL with
+ * "<prog>: <reason>" on stderr when it cannot be built or loaded. */
+static inline ag_model *bench_load_random_model(int T, void **bytes, const char *prog) {
+    bench_cfg c = {512, 1376, 8, 8, 8, 4096, T > 256 ? T : 256};
+    size_t size = 0;
+    *bytes = bench_llama2c_model(&c, 2024, &size);
+    ag_model *m = NULL;
+    if (!*bytes) {
+        fprintf(stderr, "%s: cannot build the random model (out of memory)\n", prog);
+        return NULL;
+    }
+    if (ag_model_load_memory(&m, *bytes, size, 0, "random-512x8", NULL) != AG_OK) {
+        fprintf(stderr, "%s: %s\n", prog, ag_last_error());
+        return NULL;
+    }
+    return m;
 }
 
 #endif /* AG_BENCH_UTIL_H */

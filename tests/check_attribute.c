@@ -20,22 +20,11 @@
 #include "attrgraph.h"
 #include "methods/method.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 
 static const int32_t PROMPT[] = {1, 403, 407, 261, 378}; /* "Once upon a time" */
 #define T5 5
 static const char *MODELS[] = {"models/stories260K.bin", "models/llama2xs_model.bin"};
-
-static ag_model *load(const char *rel) {
-    ag_model *m = NULL;
-    ck_assert_int_eq(ag_model_load(&m, ag_test_fixture(rel), NULL), AG_OK);
-    return m;
-}
-
-static ag_trace *trace_of(const ag_model *m, const int32_t *tok, size_t n) {
-    ag_trace *t = NULL;
-    ck_assert_int_eq(ag_trace_create(&t, m, tok, n, NULL), AG_OK);
-    return t;
-}
 
 static ag_attribution *run(const ag_trace *t, const ag_attribute_options *o) {
     ag_attribution *r = NULL;
@@ -81,8 +70,8 @@ static double completeness_rel(const ag_attribution *r) {
 /* ---- the vectors of the independent implementation ------------------------------------------ */
 
 START_TEST(test_gradient_vectors) {
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     cJSON *v = vectors();
     const char *sites[2] = {"embed", "resid.2"}, *keys[2] = {"gradient_embed", "gradient_resid.2"};
     for (int s = 0; s < 2; s++) {
@@ -117,8 +106,8 @@ END_TEST
 /* IG, 32 Gauss-Legendre nodes, zero baseline: mlp.1 (smooth path: completeness ~0) and embed
  * (the eps regime: the vector's own completeness error is ~5.4 of 17.8; we must match it). */
 START_TEST(test_ig_gl32_vectors) {
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     cJSON *v = vectors();
     const char *sites[2] = {"mlp.1", "embed"}, *keys[2] = {"ig_gauss_legendre_32_mlp.1", "ig_gauss_legendre_32_embed"};
     for (int s = 0; s < 2; s++) {
@@ -159,8 +148,8 @@ END_TEST
 START_TEST(test_ig_completeness_mlp) {
     int vg = ag_test_under_valgrind();
     for (int mi = 0; mi < 2; mi++) {
-        ag_model *m = load(MODELS[mi]);
-        ag_trace *t = trace_of(m, PROMPT, T5);
+        ag_model *m = ag_test_load_model(MODELS[mi], NULL);
+        ag_trace *t = ag_test_trace(m, PROMPT, T5);
         for (int l = (vg && mi == 1) ? 4 : 0; l < 5; l++) {
             char site[16];
             snprintf(site, sizeof site, "mlp.%d", l);
@@ -193,8 +182,8 @@ END_TEST
 START_TEST(test_adaptive_embed) {
     int vg = ag_test_under_valgrind();
     for (int mi = 0; mi < (vg ? 1 : 2); mi++) {
-        ag_model *m = load(MODELS[mi]);
-        ag_trace *t = trace_of(m, PROMPT, T5);
+        ag_model *m = ag_test_load_model(MODELS[mi], NULL);
+        ag_trace *t = ag_test_trace(m, PROMPT, T5);
         const char *sites[2] = {"embed", "resid.2"};
         for (int s = 0; s < (vg ? 1 : 2); s++) {
             ag_attribute_options o = opts_of(AG_METHOD_IG, sites[s]);
@@ -346,7 +335,7 @@ START_TEST(test_analytic_model) {
     ag_model *m = NULL;
     ck_assert_int_eq(ag_model_load_memory(&m, an.bin, an.size, 0, "analytic", NULL), AG_OK);
     const int32_t tok[AT] = {2, 5, 1};
-    ag_trace *t = trace_of(m, tok, AT);
+    ag_trace *t = ag_test_trace(m, tok, AT);
     int p_tok = tok[AT - 1];
     /* gradient and gradient x activation at the input */
     ag_attribute_options o = opts_of(AG_METHOD_GRADIENT, "embed");
@@ -435,8 +424,8 @@ END_TEST
  * gradient = W2^T d at every position of the target, and IG = (n - n') ⊙ W2^T d for any rule
  * and baseline. W2^T d from the oracle's own (double) copy of the weights. */
 START_TEST(test_linear_case_exact) {
-    ag_model *m = load(MODELS[1]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[1], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     nl_model *nm = nl_load_bin(ag_test_fixture(MODELS[1]));
     ck_assert_ptr_nonnull(nm);
     const int D = nm->c.dim, Hd = nm->c.hidden_dim, L = 2;
@@ -510,8 +499,8 @@ static double f_mid(scaled_oracle *o, const double *z) {
 
 START_TEST(test_fixed_rules_independent) {
     int vg = ag_test_under_valgrind();
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     nl_model *nm = nl_load_bin(ag_test_fixture(MODELS[0]));
     int tok[T5];
     for (int i = 0; i < T5; i++) tok[i] = PROMPT[i];
@@ -616,8 +605,8 @@ END_TEST
 /* ---- paths, baselines, batching ------------------------------------------------------------- */
 
 START_TEST(test_path_equals_ig) {
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     const char *sites[3] = {"mlp.1", "embed", "attn.2"};
     for (int s = 0; s < (ag_test_under_valgrind() ? 1 : 3); s++) {
         ag_attribute_options o = opts_of(AG_METHOD_IG, sites[s]);
@@ -677,8 +666,8 @@ static void replace_neurons(void *user, nl_site site, int layer, int T, int widt
 }
 
 START_TEST(test_baselines) {
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     const int32_t other[2 * T5] = {1, 403, 407, 261, 300, 1, 350, 420, 261, 378};
     /* embed, tokens: baseline_value = the same logit on the other prompt's trace */
     ag_attribute_options o = opts_of(AG_METHOD_IG, "embed");
@@ -688,7 +677,7 @@ START_TEST(test_baselines) {
     ag_attribution *r = run(t, &o);
     int32_t token, pos;
     ag_attribution_target(r, NULL, &token, &pos);
-    ag_trace *t2 = trace_of(m, other, T5);
+    ag_trace *t2 = ag_test_trace(m, other, T5);
     const float *lg;
     int64_t shape[3];
     int32_t nd;
@@ -772,8 +761,8 @@ END_TEST
 
 /* The batch size (nodes per forward/backward) changes only the grouping, not the result. */
 START_TEST(test_batch_size_invariance) {
-    ag_model *m = load(MODELS[1]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[1], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     ag_attribute_options o = opts_of(AG_METHOD_IG, "mlp.2");
     o.quadrature = AG_QUAD_GAUSS_LEGENDRE;
     o.steps = 40;
@@ -801,8 +790,8 @@ END_TEST
 
 /* Target kinds through the API: values against the trace's logits, and completeness. */
 START_TEST(test_target_kinds) {
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     const float *lg;
     int64_t shape[3];
     int32_t nd;
@@ -853,8 +842,8 @@ static int progress_cb(double f, void *ud) {
 }
 
 START_TEST(test_progress_and_cancel) {
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     ag_attribute_options o = opts_of(AG_METHOD_IG, "embed");
     o.batch_size = 8;
     o.progress = progress_cb;
@@ -886,8 +875,8 @@ START_TEST(test_progress_and_cancel) {
 END_TEST
 
 START_TEST(test_errors_and_options) {
-    ag_model *m = load(MODELS[0]);
-    ag_trace *t = trace_of(m, PROMPT, T5);
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    ag_trace *t = ag_test_trace(m, PROMPT, T5);
     ag_attribution *r = (ag_attribution *)0x1;
     ck_assert_int_eq(ag_attribute(NULL, NULL, &r), AG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_null(r);

@@ -14,29 +14,12 @@
 
 #include "attrgraph.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define STORIES_GGUF "models/stories260K.gguf"
 #define XS_BIN "models/llama2xs_model.bin"
 #define TOK512 "models/tok512.bin"
-
-static ag_model *load(const char *rel, int with_tokenizer) {
-    ag_model_options o;
-    ck_assert_int_eq(AG_MODEL_OPTIONS_INIT(o), AG_OK);
-    if (with_tokenizer) o.tokenizer_path = ag_test_fixture(TOK512);
-    ag_model *m = NULL;
-    ag_status st = ag_model_load(&m, ag_test_fixture(rel), &o);
-    ck_assert_msg(st == AG_OK, "ag_model_load(%s) = %d: %s", rel, (int)st, ag_last_error());
-    return m;
-}
-
-static ag_model_info info_of(const ag_model *m) {
-    ag_model_info in;
-    memset(&in, 0, sizeof in);
-    in.struct_size = sizeof in;
-    ck_assert_int_eq(ag_model_get_info(m, &in), AG_OK);
-    return in;
-}
 
 /* ---- status codes ---------------------------------------------------------------------- */
 
@@ -146,7 +129,7 @@ START_TEST(test_last_error_semantics) {
     ck_assert_str_eq(ag_last_error(), main_msg);
 
     /* a successful load / trace clears it */
-    ag_model *m = load(STORIES_BIN, 0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ck_assert_str_eq(ag_last_error(), "");
     fail_trace_options_init();
     ck_assert_str_ne(ag_last_error(), "");
@@ -209,7 +192,7 @@ START_TEST(test_model_options_sizes) {
     g.old.tokenizer_path = ag_test_fixture(TOK512);
     ag_model *m = NULL;
     ck_assert_int_eq(ag_model_load(&m, ag_test_fixture(STORIES_BIN), (const ag_model_options *)(void *)&g.old), AG_OK);
-    ag_model_info in = info_of(m);
+    ag_model_info in = ag_test_model_info(m);
     ck_assert_int_eq(in.has_tokenizer, 1);
     ck_assert(in.rms_eps == 1e-5f);
     ck_assert(in.rope_theta == 10000.0f);
@@ -244,7 +227,7 @@ START_TEST(test_model_options_sizes) {
     z.rms_eps = 1e-6f;
     z.rope_theta = 500000.0f;
     ck_assert_int_eq(ag_model_load(&m, ag_test_fixture(STORIES_BIN), &z), AG_OK);
-    in = info_of(m);
+    in = ag_test_model_info(m);
     ck_assert(in.rms_eps == 1e-6f);
     ck_assert(in.rope_theta == 500000.0f);
     ag_model_free(m);
@@ -267,7 +250,7 @@ typedef struct new_trace_options {
 } new_trace_options;
 
 START_TEST(test_trace_generate_options_sizes) {
-    ag_model *m = load(STORIES_BIN, 0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     const int32_t bos[1] = {1};
 
     /* trace options */
@@ -347,7 +330,7 @@ END_TEST
 /* ---- model info ------------------------------------------------------------------------- */
 
 START_TEST(test_model_info_struct_size) {
-    ag_model *m = load(STORIES_BIN, 1);
+    ag_model *m = ag_test_load_model(STORIES_BIN, TOK512);
     ag_model_info in;
     memset(&in, 0, sizeof in);
     const size_t too_small[] = {0, 1, sizeof(size_t), offsetof(ag_model_info, format) + sizeof(int32_t),
@@ -406,8 +389,8 @@ static long long file_size(const char *path) {
 
 START_TEST(test_model_info_values) {
     /* stories260K.bin */
-    ag_model *m = load(STORIES_BIN, 0);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     ck_assert_uint_eq(in.struct_size, sizeof in);
     ck_assert_int_eq(in.format, AG_FORMAT_LLAMA2C);
     ck_assert_int_eq(in.arch, AG_ARCH_LLAMA);
@@ -428,16 +411,16 @@ START_TEST(test_model_info_values) {
     ck_assert_str_eq(ag_model_name(m), ag_test_fixture(STORIES_BIN));
     ag_model_free(m);
     /* with the tokenizer: BOS/EOS known */
-    m = load(STORIES_BIN, 1);
-    in = info_of(m);
+    m = ag_test_load_model(STORIES_BIN, TOK512);
+    in = ag_test_model_info(m);
     ck_assert_int_eq(in.has_tokenizer, 1);
     ck_assert_int_eq(in.bos_id, 1);
     ck_assert_int_eq(in.eos_id, 2);
     ag_model_free(m);
 
     /* llama2xs: dim 64, hidden 192, 5 layers, 8 heads, 4 kv heads, vocab 512, seq_len 256 */
-    m = load(XS_BIN, 0);
-    in = info_of(m);
+    m = ag_test_load_model(XS_BIN, NULL);
+    in = ag_test_model_info(m);
     ck_assert_int_eq(in.format, AG_FORMAT_LLAMA2C);
     ck_assert_int_eq(in.dim, 64);
     ck_assert_int_eq(in.hidden_dim, 192);
@@ -459,8 +442,8 @@ START_TEST(test_model_info_values) {
     ck_assert_int_eq(file_size(ag_test_fixture(XS_BIN)), 28 + 4 * (want + 256 * 8));
 
     /* GGUF: same shapes; its explicit `output` tensor is the classifier */
-    m = load(STORIES_GGUF, 0);
-    in = info_of(m);
+    m = ag_test_load_model(STORIES_GGUF, NULL);
+    in = ag_test_model_info(m);
     ck_assert_int_eq(in.format, AG_FORMAT_GGUF);
     ck_assert_int_eq(in.arch, AG_ARCH_LLAMA);
     ck_assert_int_eq(in.hidden_dim, 172);
@@ -481,7 +464,7 @@ START_TEST(test_load_memory) {
     fclose(f);
 
     const int32_t toks[5] = {1, 403, 407, 261, 378};
-    ag_model *mf = load(STORIES_BIN, 0), *mb = NULL, *mc = NULL;
+    ag_model *mf = ag_test_load_model(STORIES_BIN, NULL), *mb = NULL, *mc = NULL;
     ck_assert_int_eq(ag_model_load_memory(&mb, buf, (size_t)sz, 0, "borrowed", NULL), AG_OK);
     ck_assert_int_eq(ag_model_load_memory(&mc, buf, (size_t)sz, 1, NULL, NULL), AG_OK);
     ck_assert_str_eq(ag_model_name(mb), "borrowed");
@@ -584,7 +567,7 @@ static void *run_worker(void *arg) {
 }
 
 START_TEST(test_threads_share_model) {
-    ag_model *m = load(STORIES_BIN, 0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     int32_t prompts[N_PROMPTS][PROMPT_LEN];
     uint64_t s = 88172645463325252ULL;
     for (int p = 0; p < N_PROMPTS; p++) {

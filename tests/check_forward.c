@@ -13,6 +13,7 @@
 
 #include "attrgraph.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define STORIES_GGUF "models/stories260K.gguf"
@@ -26,63 +27,13 @@ static const char *const GREEDY_STORY =
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static ag_model *load_lib(const char *rel, int with_tokenizer) {
-    ag_model_options o;
-    ck_assert_int_eq(AG_MODEL_OPTIONS_INIT(o), AG_OK);
-    if (with_tokenizer) o.tokenizer_path = ag_test_fixture(TOK512);
-    ag_model *m = NULL;
-    ag_status st = ag_model_load(&m, ag_test_fixture(rel), &o);
-    ck_assert_msg(st == AG_OK, "ag_model_load(%s) = %d: %s", rel, (int)st, ag_last_error());
-    ck_assert_ptr_nonnull(m);
-    return m;
-}
-
 static nl_model *load_oracle(const char *rel) {
     nl_model *m = nl_load_bin(ag_test_fixture(rel));
     ck_assert_msg(m != NULL, "nl_load_bin(%s) failed", rel);
     return m;
 }
 
-static ag_model_info info_of(const ag_model *m) {
-    ag_model_info in;
-    memset(&in, 0, sizeof in);
-    in.struct_size = sizeof in;
-    ck_assert_int_eq(ag_model_get_info(m, &in), AG_OK);
-    return in;
-}
-
-static ag_trace *trace_of(const ag_model *m, const int32_t *toks, size_t n) {
-    ag_trace *t = NULL;
-    ag_status st = ag_trace_create(&t, m, toks, n, NULL);
-    ck_assert_msg(st == AG_OK, "ag_trace_create(T=%zu) = %d: %s", n, (int)st, ag_last_error());
-    ck_assert_ptr_nonnull(t);
-    return t;
-}
-
-static const float *tensor_of(const ag_trace *t, ag_tensor_kind k, int32_t layer, int64_t *shape, int32_t *ndim) {
-    const float *d = NULL;
-    int64_t sh[3] = {0, 0, 0};
-    int32_t nd = 0;
-    ag_status st = ag_trace_tensor(t, k, layer, &d, sh, &nd);
-    ck_assert_msg(st == AG_OK, "ag_trace_tensor(kind %d, layer %d) = %d: %s", (int)k, (int)layer, (int)st,
-                  ag_last_error());
-    ck_assert_ptr_nonnull(d);
-    if (shape) memcpy(shape, sh, sizeof sh);
-    if (ndim) *ndim = nd;
-    return d;
-}
-
-static const float *logits_of(const ag_trace *t) { return tensor_of(t, AG_TENSOR_LOGITS, 0, NULL, NULL); }
-
-/* Deterministic pseudo-random tokens in [3, V) after BOS (a hard, non-story input). */
-static void random_tokens(int32_t *toks, int n, int V, uint64_t seed) {
-    uint64_t s = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-    toks[0] = 1;
-    for (int i = 1; i < n; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        toks[i] = 3 + (int32_t)((s >> 33) % (uint64_t)(V - 3));
-    }
-}
+static const float *logits_of(const ag_trace *t) { return ag_test_trace_tensor(t, AG_TENSOR_LOGITS, 0, NULL, NULL); }
 
 static int argmax_f(const float *x, int n) {
     int b = 0;
@@ -124,14 +75,14 @@ static char *decode_all(const ag_model *m, const int32_t *toks, size_t n) {
 
 /* Compare the library's logits for toks with the oracle's; returns the relative error. */
 static double logits_rel_err(const ag_model *m, const nl_model *nm, const int32_t *toks, int T) {
-    ag_trace *t = trace_of(m, toks, (size_t)T);
+    ag_trace *t = ag_test_trace(m, toks, (size_t)T);
     size_t n = (size_t)T * (size_t)nm->c.vocab_size;
     double *want = malloc(n * sizeof *want);
     ck_assert_ptr_nonnull(want);
     ck_assert_int_eq(nl_forward_i32(nm, toks, T, want, NULL), 0);
     int64_t sh[3];
     int32_t nd;
-    const float *got = tensor_of(t, AG_TENSOR_LOGITS, 0, sh, &nd);
+    const float *got = ag_test_trace_tensor(t, AG_TENSOR_LOGITS, 0, sh, &nd);
     ck_assert_int_eq(nd, 2);
     ck_assert_int_eq(sh[0], T);
     ck_assert_int_eq(sh[1], nm->c.vocab_size);
@@ -155,8 +106,8 @@ START_TEST(test_logits_match_vectors) {
     for (size_t i = 0; i < nt; i++) ck_assert_int_eq(toks[i], ONCE[i]);
     ck_assert_uint_eq(nl, 5 * 512);
 
-    ag_model *m = load_lib(STORIES_BIN, 0);
-    ag_trace *t = trace_of(m, toks, nt);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_trace *t = ag_test_trace(m, toks, nt);
     ck_assert_uint_eq(ag_trace_n_tokens(t), 5);
     ck_assert_ptr_eq(ag_trace_model(t), m);
     const int32_t *tt = ag_trace_tokens(t);
@@ -192,9 +143,9 @@ END_TEST
 
 static void check_prompts(const char *rel) {
     const int vg = ag_test_under_valgrind();
-    ag_model *m = load_lib(rel, 1);
+    ag_model *m = ag_test_load_model(rel, TOK512);
     nl_model *nm = load_oracle(rel);
-    ag_model_info in = info_of(m);
+    ag_model_info in = ag_test_model_info(m);
     ck_assert_int_eq(in.seq_len, nm->c.seq_len);
     ck_assert_int_eq(in.vocab_size, nm->c.vocab_size);
 
@@ -214,13 +165,13 @@ static void check_prompts(const char *rel) {
     ck_assert_msg(e <= 1e-4, "%s sentence: rel err %g", rel, e);
     /* a long pseudo-random prompt (200 tokens; shorter under valgrind) */
     int Tlong = vg ? 24 : 200;
-    random_tokens(toks, Tlong, in.vocab_size, 12345);
+    ag_test_random_tokens(toks, Tlong, in.vocab_size, 12345);
     e = logits_rel_err(m, nm, toks, Tlong);
     ck_assert_msg(e <= 1e-4, "%s random %d: rel err %g", rel, Tlong, e);
     /* the full context (exactly seq_len positions is allowed) */
     if (!vg) {
         ck_assert_int_le(in.seq_len, 600);
-        random_tokens(toks, in.seq_len, in.vocab_size, 777);
+        ag_test_random_tokens(toks, in.seq_len, in.vocab_size, 777);
         e = logits_rel_err(m, nm, toks, in.seq_len);
         ck_assert_msg(e <= 1e-4, "%s random seq_len=%d: rel err %g", rel, in.seq_len, e);
     }
@@ -237,15 +188,15 @@ END_TEST
 /* Each position's logits depend only on the prefix (causality): the trace of a prefix equals
  * the first rows of the trace of the whole prompt. */
 START_TEST(test_prefix_consistency) {
-    ag_model *m = load_lib(STORIES_BIN, 0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     int32_t toks[40];
-    random_tokens(toks, 40, 512, 99);
-    ag_trace *full = trace_of(m, toks, 40);
-    ag_trace *pre = trace_of(m, toks, 17);
+    ag_test_random_tokens(toks, 40, 512, 99);
+    ag_trace *full = ag_test_trace(m, toks, 40);
+    ag_trace *pre = ag_test_trace(m, toks, 17);
     double e = ag_rel_err_ff(logits_of(pre), logits_of(full), 17 * 512);
     ck_assert_msg(e <= 1e-5, "prefix logits differ from the full trace: %g", e);
     /* and a repeated trace is bit-identical */
-    ag_trace *again = trace_of(m, toks, 40);
+    ag_trace *again = ag_test_trace(m, toks, 40);
     ck_assert_mem_eq(logits_of(again), logits_of(full), 40 * 512 * sizeof(float));
     ag_trace_free(again);
     ag_trace_free(pre);
@@ -262,13 +213,13 @@ typedef struct cmp_case {
 } cmp_case;
 
 static void check_all_tensors(const char *rel, int T) {
-    ag_model *m = load_lib(rel, 0);
+    ag_model *m = ag_test_load_model(rel, NULL);
     nl_model *nm = load_oracle(rel);
     int32_t toks[64];
     ck_assert_int_le(T, 64);
-    random_tokens(toks, T, nm->c.vocab_size, 4242);
+    ag_test_random_tokens(toks, T, nm->c.vocab_size, 4242);
     toks[1] = 403; /* a little story-like start, then noise */
-    ag_trace *t = trace_of(m, toks, (size_t)T);
+    ag_trace *t = ag_test_trace(m, toks, (size_t)T);
     nl_cache *c = nl_cache_new(nm, T);
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(nl_forward_i32(nm, toks, T, NULL, c), 0);
@@ -286,7 +237,7 @@ static void check_all_tensors(const char *rel, int T) {
     do {                                                                                                  \
         int64_t sh_[3];                                                                                   \
         int32_t nd_;                                                                                      \
-        const float *got_ = tensor_of(t, (KIND), (LAYER), sh_, &nd_);                                     \
+        const float *got_ = ag_test_trace_tensor(t, (KIND), (LAYER), sh_, &nd_);                          \
         int64_t w_[3] = {(S0), (S1), (S2)};                                                               \
         int okshape_ = nd_ == (NDIM);                                                                     \
         for (int d_ = 0; d_ < (NDIM) && okshape_; d_++) okshape_ = sh_[d_] == w_[d_];                     \
@@ -325,7 +276,7 @@ static void check_all_tensors(const char *rel, int T) {
         CMP(AG_TENSOR_MLP_OUT, l, 2, T, D, 0, c->mlp_out + l * sD, sD);
 
         /* the pattern is causal (exactly 0 above the diagonal) and rows sum to 1 */
-        const float *P = tensor_of(t, AG_TENSOR_ATTN_PATTERN, l, NULL, NULL);
+        const float *P = ag_test_trace_tensor(t, AG_TENSOR_ATTN_PATTERN, l, NULL, NULL);
         for (int h = 0; h < H; h++)
             for (int q = 0; q < T; q++) {
                 double s = 0.0;
@@ -376,9 +327,9 @@ END_TEST
 /* ---- (d) GGUF equals .bin ------------------------------------------------------------------ */
 
 START_TEST(test_gguf_equals_bin) {
-    ag_model *mb = load_lib(STORIES_BIN, 0);
-    ag_model *mg = load_lib(STORIES_GGUF, 0);
-    ag_model_info ib = info_of(mb), ig = info_of(mg);
+    ag_model *mb = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model *mg = ag_test_load_model(STORIES_GGUF, NULL);
+    ag_model_info ib = ag_test_model_info(mb), ig = ag_test_model_info(mg);
     ck_assert_int_eq(ib.format, AG_FORMAT_LLAMA2C);
     ck_assert_int_eq(ig.format, AG_FORMAT_GGUF);
     ck_assert_int_eq(ig.dim, ib.dim);
@@ -399,12 +350,12 @@ START_TEST(test_gguf_equals_bin) {
 
     int32_t toks[48];
     const int n = ag_test_under_valgrind() ? 12 : 48;
-    random_tokens(toks, n, 512, 5);
+    ag_test_random_tokens(toks, n, 512, 5);
     const int32_t *prompts[2] = {ONCE, toks};
     const int lens[2] = {5, n};
     for (int k = 0; k < 2; k++) {
-        ag_trace *tb = trace_of(mb, prompts[k], (size_t)lens[k]);
-        ag_trace *tg = trace_of(mg, prompts[k], (size_t)lens[k]);
+        ag_trace *tb = ag_test_trace(mb, prompts[k], (size_t)lens[k]);
+        ag_trace *tg = ag_test_trace(mg, prompts[k], (size_t)lens[k]);
         double e = ag_rel_err_ff(logits_of(tg), logits_of(tb), (size_t)lens[k] * 512);
         ck_assert_msg(e <= 1e-5, "gguf vs bin logits (prompt %d): rel err %g", k, e);
         ag_trace_free(tb);
@@ -425,7 +376,7 @@ END_TEST
 /* ---- (e) generation ------------------------------------------------------------------------ */
 
 START_TEST(test_generate_greedy_story) {
-    ag_model *m = load_lib(STORIES_BIN, 1);
+    ag_model *m = ag_test_load_model(STORIES_BIN, TOK512);
     ag_generate_options go;
     ck_assert_int_eq(AG_GENERATE_OPTIONS_INIT(go), AG_OK);
     ck_assert_int_eq(go.max_new_tokens, 256);
@@ -473,7 +424,7 @@ START_TEST(test_generate_greedy_story) {
 END_TEST
 
 START_TEST(test_generate_sampling) {
-    ag_model *m = load_lib(STORIES_BIN, 1);
+    ag_model *m = ag_test_load_model(STORIES_BIN, TOK512);
     ag_generate_options go;
     ck_assert_int_eq(AG_GENERATE_OPTIONS_INIT(go), AG_OK);
     go.max_new_tokens = 48;
@@ -529,11 +480,11 @@ END_TEST
 /* Stops at the model's context: prompt + new tokens never exceed seq_len; a stop token
  * (BOS/EOS) can only be the last one. */
 START_TEST(test_generate_limits) {
-    ag_model *m = load_lib(XS_BIN, 0);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(XS_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     ck_assert_int_eq(in.seq_len, 256);
     int32_t toks[256], out[64];
-    random_tokens(toks, 250, in.vocab_size, 31);
+    ag_test_random_tokens(toks, 250, in.vocab_size, 31);
     toks[1] = 403;
     ag_generate_options go;
     ck_assert_int_eq(AG_GENERATE_OPTIONS_INIT(go), AG_OK);
@@ -542,7 +493,7 @@ START_TEST(test_generate_limits) {
     ck_assert_int_eq(ag_generate(m, toks, 250, &go, out, 64, &n), AG_OK);
     ck_assert_uint_le(250 + n, 256);
     /* a prompt that fills the context leaves no room */
-    random_tokens(toks, 256, in.vocab_size, 32);
+    ag_test_random_tokens(toks, 256, in.vocab_size, 32);
     n = 99;
     ag_status st = ag_generate(m, toks, 256, &go, out, 64, &n);
     ck_assert(st == AG_OK || st == AG_ERR_INVALID_ARGUMENT);
@@ -550,7 +501,7 @@ START_TEST(test_generate_limits) {
     ag_model_free(m);
 
     /* a long greedy story from BOS: no BOS/EOS except possibly the last token */
-    m = load_lib(STORIES_BIN, 0);
+    m = ag_test_load_model(STORIES_BIN, NULL);
     const int N = ag_test_under_valgrind() ? 64 : 400;
     int32_t *o = malloc((size_t)N * sizeof *o);
     ck_assert_ptr_nonnull(o);
@@ -570,8 +521,8 @@ END_TEST
 /* ---- (f) the KV-cache path agrees with the trace -------------------------------------------- */
 
 static void check_kv_vs_trace(const char *rel) {
-    ag_model *m = load_lib(rel, 0);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(rel, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const int steps = ag_test_under_valgrind() ? 6 : 20;
     int32_t seq[64];
     memcpy(seq, ONCE, sizeof ONCE);
@@ -590,7 +541,7 @@ static void check_kv_vs_trace(const char *rel) {
         int32_t next = -1;
         size_t k = 0;
         ck_assert_int_eq(ag_generate(m, seq, (size_t)n, &go, &next, 1, &k), AG_OK);
-        ag_trace *t = trace_of(m, seq, (size_t)n);
+        ag_trace *t = ag_test_trace(m, seq, (size_t)n);
         int am = argmax_f(logits_of(t) + (size_t)(n - 1) * (size_t)in.vocab_size, in.vocab_size);
         ag_trace_free(t);
         if (k == 0) break; /* stopped: only allowed at a stop token */
@@ -628,10 +579,10 @@ static void expect_trace_fail(const ag_model *m, const int32_t *toks, size_t n, 
 }
 
 START_TEST(test_bad_arguments) {
-    ag_model *m = load_lib(STORIES_BIN, 0);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     int32_t toks[520];
-    random_tokens(toks, 520, 512, 3);
+    ag_test_random_tokens(toks, 520, 512, 3);
 
     expect_trace_fail(m, toks, 0, NULL, "n_tokens", "0 tokens");
     expect_trace_fail(m, toks, (size_t)in.seq_len + 1, NULL, "n_tokens", "seq_len+1 tokens");
@@ -651,7 +602,7 @@ START_TEST(test_bad_arguments) {
     ck_assert_ptr_nonnull(strstr(ag_last_error(), "out"));
 
     /* a good call still works afterwards and clears nothing it should not */
-    ag_trace *t = trace_of(m, toks, 4);
+    ag_trace *t = ag_test_trace(m, toks, 4);
     ag_trace_free(t);
 
     /* ag_generate */

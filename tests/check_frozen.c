@@ -19,30 +19,9 @@
 #include "graph/graph.h"
 #include "methods/method.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 
-
-static const int32_t PROMPT[] = {1, 403, 407, 261, 378}; /* "Once upon a time" */
-
-typedef struct fixture {
-    ag_model *m;
-    ag_trace *tr;
-    int32_t tok[64];
-    int T;
-} fixture;
-
-static void fx_open(fixture *fx, const char *file, int T) {
-    ck_assert_int_eq(ag_model_load(&fx->m, ag_test_fixture(file), NULL), AG_OK);
-    for (int i = 0; i < T; i++) fx->tok[i] = i < 5 ? PROMPT[i] : (int32_t)((100 + 37 * i) % 512);
-    fx->T = T;
-    ck_assert_int_eq(ag_trace_create(&fx->tr, fx->m, fx->tok, (size_t)T, NULL), AG_OK);
-}
-
-static void fx_close(fixture *fx) {
-    ag_trace_free(fx->tr);
-    ag_model_free(fx->m);
-}
-
-static ag_graph *build(const fixture *fx, int max_nodes, int batch) {
+static ag_graph *build(const ag_test_story *fx, int max_nodes, int batch) {
     ag_graph_options o;
     AG_GRAPH_OPTIONS_INIT(o);
     o.max_feature_nodes = max_nodes;
@@ -68,8 +47,8 @@ static size_t row_of(const ag_graph *g, size_t node, ag_edge **out) {
 START_TEST(test_vectors_frozen_rows) {
     cJSON *js = ag_test_load_json(ag_test_fixture("vectors/stories260K-once-upon-a-time.json"));
     ck_assert_ptr_nonnull(js);
-    fixture fx;
-    fx_open(&fx, "models/stories260K.bin", 5);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/stories260K.bin", 5);
     ag_graph *g = build(&fx, 0, 0); /* every unit expanded: the rows are complete */
     ag_model_info mi;
     mi.struct_size = sizeof mi;
@@ -118,7 +97,7 @@ START_TEST(test_vectors_frozen_rows) {
         free(neu);
     }
     ag_graph_free(g);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
     cJSON_Delete(js);
 }
 END_TEST
@@ -173,8 +152,8 @@ static void check_identity1(const ag_graph *g, const ag_trace *tr, const char *w
 }
 
 static void identity1_model(const char *file, int T) {
-    fixture fx;
-    fx_open(&fx, file, T);
+    ag_test_story fx;
+    ag_test_story_open(&fx, file, T);
     ag_graph *g = build(&fx, 0, 0);
     check_identity1(g, fx.tr, file);
     ag_graph_free(g);
@@ -187,7 +166,7 @@ static void identity1_model(const char *file, int T) {
     check_identity1(g, fx.tr, file);
     ck_assert(gi.replacement_score < 1.0 && gi.replacement_score >= 0.0);
     ag_graph_free(g);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 
 START_TEST(test_identity1_stories) { identity1_model("models/stories260K.bin", ag_test_under_valgrind() ? 4 : 9); }
@@ -293,8 +272,8 @@ static void check(const ag_graph *g, const nl_model *nm, const nl_cache *clean, 
 }
 
 static void columns_model(const char *file, int T, int method) {
-    fixture fx;
-    fx_open(&fx, file, T);
+    ag_test_story fx;
+    ag_test_story_open(&fx, file, T);
     nl_model *nm = nl_load_bin(ag_test_fixture(file));
     ck_assert_ptr_nonnull(nm);
     int tok[64];
@@ -360,7 +339,7 @@ static void columns_model(const char *file, int T, int method) {
     ag_graph_free(g);
     nl_cache_free(clean);
     nl_free(nm);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 
 START_TEST(test_identity2_stories) { columns_model("models/stories260K.bin", 7, AG_METHOD_DECOMPOSITION); }
@@ -377,8 +356,8 @@ END_TEST
 /* ---- batch invariance and lazy expansion ------------------------------------------------------------- */
 
 START_TEST(test_batch_invariance) {
-    fixture fx;
-    fx_open(&fx, "models/llama2xs_model.bin", ag_test_under_valgrind() ? 2 : 3);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/llama2xs_model.bin", ag_test_under_valgrind() ? 2 : 3);
     /* every unit expanded, so the node set does not depend on the ranking's batches */
     ag_graph *g1 = build(&fx, 0, ag_test_under_valgrind() ? 3 : 1), *g7 = build(&fx, 0, 7), *gd = build(&fx, 0, 0);
     size_t N = ag_graph_n_nodes(g1);
@@ -417,13 +396,13 @@ START_TEST(test_batch_invariance) {
     ag_graph_free(g1);
     ag_graph_free(g7);
     ag_graph_free(gd);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 
 START_TEST(test_expand_node) {
-    fixture fx;
-    fx_open(&fx, "models/stories260K.bin", 6);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/stories260K.bin", 6);
     ag_graph *g = build(&fx, 30, 0);
     size_t N = ag_graph_n_nodes(g);
     int tried_in = 0, tried_out = 0;
@@ -476,7 +455,7 @@ START_TEST(test_expand_node) {
     ck_assert_int_eq(ag_graph_expand_node(g, 0, 0, 172, 0, NULL, 0, &n, NULL), AG_ERR_INVALID_ARGUMENT);
     (void)tried_in;
     ag_graph_free(g);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 
@@ -484,8 +463,8 @@ END_TEST
  * computed alone (expansion, B = 1) equals its row inside a 256-target batch. Covered by
  * test_batch_invariance and test_expand_node; here: the read directions' values. */
 START_TEST(test_read_directions) {
-    fixture fx;
-    fx_open(&fx, "models/stories260K.bin", 5);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/stories260K.bin", 5);
     const agi_config *c = &fx.m->cfg;
     float *d = malloc(sizeof(float) * (size_t)c->dim);
     for (int l = 0; l < c->n_layers; l++)
@@ -500,7 +479,7 @@ START_TEST(test_read_directions) {
                 ck_assert_msg(fabs(v - n) <= 1e-5 * fmax(fabs(n), sc), "read dir (%d,%d,%d): %.9g vs %.9g", l, p, i, v, n);
             }
     free(d);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 
@@ -520,9 +499,9 @@ static void zero_hook(void *user, nl_site site, int layer, int T, int width, dou
 START_TEST(test_attribute_decomposition) {
     static const char *files[2] = {"models/stories260K.bin", "models/llama2xs_model.bin"};
     for (int fi = 0; fi < (ag_test_under_valgrind() ? 1 : 2); fi++) {
-        fixture fx;
+        ag_test_story fx;
         int T = 6;
-        fx_open(&fx, files[fi], T);
+        ag_test_story_open(&fx, files[fi], T);
         static const char *sites[] = {"embed", "resid.2", "mid.1", "mlp.1", "attn.3", "resid.5", "mlp.4"};
         for (size_t si = 0; si < (ag_test_under_valgrind() ? 4 : sizeof sites / sizeof sites[0]); si++) {
             ag_attribute_options o;
@@ -582,7 +561,7 @@ START_TEST(test_attribute_decomposition) {
         ag_attribution *r = NULL;
         ck_assert_int_eq(ag_attribute(fx.tr, &o, &r), AG_ERR_UNSUPPORTED);
         ck_assert_ptr_null(r);
-        fx_close(&fx);
+        ag_test_story_close(&fx);
     }
 }
 END_TEST
@@ -667,8 +646,8 @@ static void check_ig_column(const ag_graph *g, const nl_model *nm, const int *to
 START_TEST(test_ig_edges) {
     const char *file = "models/stories260K.bin";
     int T = 5, M = 4;
-    fixture fx;
-    fx_open(&fx, file, T);
+    ag_test_story fx;
+    ag_test_story_open(&fx, file, T);
     nl_model *nm = nl_load_bin(ag_test_fixture(file));
     int tok[8];
     for (int i = 0; i < T; i++) tok[i] = fx.tok[i];
@@ -716,7 +695,7 @@ START_TEST(test_ig_edges) {
     ag_graph_free(g);
     nl_cache_free(clean);
     nl_free(nm);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 

@@ -12,40 +12,15 @@
 
 #include "attrgraph.h"
 #include "naive_llama.h"
-
-static const int32_t PROMPT[] = {1, 403, 407, 261, 378}; /* "Once upon a time" */
-
-typedef struct fixture {
-    ag_model *m;
-    ag_trace *tr;
-} fixture;
-
-static void fx_open(fixture *fx, const char *file, int T) {
-    ck_assert_int_eq(ag_model_load(&fx->m, ag_test_fixture(file), NULL), AG_OK);
-    int32_t tok[64];
-    for (int i = 0; i < T; i++) tok[i] = i < 5 ? PROMPT[i] : (int32_t)((100 + 37 * i) % 512);
-    ck_assert_int_eq(ag_trace_create(&fx->tr, fx->m, tok, (size_t)T, NULL), AG_OK);
-}
-
-static void fx_close(fixture *fx) {
-    ag_trace_free(fx->tr);
-    ag_model_free(fx->m);
-}
-
-static ag_node_info info(const ag_graph *g, size_t i) {
-    ag_node_info ni;
-    ni.struct_size = sizeof ni;
-    ck_assert_int_eq(ag_graph_node_info(g, i, &ni), AG_OK);
-    return ni;
-}
+#include "trace_setup.h"
 
 /* ---- targets ------------------------------------------------------------------------------ */
 
 START_TEST(test_default_targets) {
     cJSON *js = ag_test_load_json(ag_test_fixture("vectors/stories260K-once-upon-a-time.json"));
     ck_assert_ptr_nonnull(js);
-    fixture fx;
-    fx_open(&fx, "models/stories260K.bin", 5);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/stories260K.bin", 5);
     ag_graph_options o;
     AG_GRAPH_OPTIONS_INIT(o);
     o.max_feature_nodes = 20;
@@ -59,7 +34,7 @@ START_TEST(test_default_targets) {
     size_t first_logit = (size_t)(gi.n_nodes - gi.n_logits);
     for (int k = 0; k < (int)gi.n_logits; k++) {
         const cJSON *w = cJSON_GetArrayItem(want, k);
-        ag_node_info ni = info(g, first_logit + (size_t)k);
+        ag_node_info ni = ag_test_node_info(g, first_logit + (size_t)k);
         ck_assert_int_eq(ni.kind, AG_NODE_LOGIT);
         ck_assert_int_eq(ni.token, cJSON_GetObjectItem(w, "token")->valueint);
         ck_assert(fabs(ni.weight - cJSON_GetObjectItem(w, "prob")->valuedouble) < 1e-5);
@@ -78,19 +53,19 @@ START_TEST(test_default_targets) {
     ck_assert_int_eq((int)gi.n_logits, 3);
     double prev = 2.0;
     for (int k = 0; k < 3; k++) {
-        ag_node_info ni = info(g, (size_t)(gi.n_nodes - 3 + k));
+        ag_node_info ni = ag_test_node_info(g, (size_t)(gi.n_nodes - 3 + k));
         ck_assert(ni.weight <= prev);
         prev = ni.weight;
     }
     ag_graph_free(g);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
     cJSON_Delete(js);
 }
 END_TEST
 
 START_TEST(test_explicit_targets) {
-    fixture fx;
-    fx_open(&fx, "models/stories260K.bin", 5);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/stories260K.bin", 5);
     const float *lg, *xfin;
     int64_t sh[3];
     int32_t nd;
@@ -121,7 +96,7 @@ START_TEST(test_explicit_targets) {
     ag_graph *g;
     ck_assert_msg(ag_graph_build(&g, fx.tr, &o) == AG_OK, "%s", ag_last_error());
     size_t N = ag_graph_n_nodes(g);
-    ag_node_info a = info(g, N - 3), b = info(g, N - 2), c = info(g, N - 1);
+    ag_node_info a = ag_test_node_info(g, N - 3), b = ag_test_node_info(g, N - 2), c = ag_test_node_info(g, N - 1);
     double mean = 0.0;
     for (int v = 0; v < V; v++) mean += lg[v];
     mean /= V;
@@ -151,13 +126,13 @@ START_TEST(test_explicit_targets) {
         ck_assert_int_eq(ag_graph_node_edges(g, i, AG_EDGES_IN, 0, e, n, &n), AG_OK);
         double s = 0.0, sa = 0.0;
         for (size_t k = 0; k < n; k++) s += e[k].weight, sa += fabs(e[k].weight);
-        ag_node_info ni = info(g, i);
+        ag_node_info ni = ag_test_node_info(g, i);
         ck_assert_msg(fabs(s - ni.value) <= 1e-5 * fmax(fabs(ni.value), sa), "%s: %.9g vs %.9g", ni.id, s, ni.value);
         free(e);
     }
     ag_graph_free(g);
     free(dir);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 
@@ -172,8 +147,8 @@ static void expect_bad(const ag_trace *tr, const ag_graph_options *o, ag_status 
 }
 
 START_TEST(test_bad_options) {
-    fixture fx;
-    fx_open(&fx, "models/stories260K.bin", 5);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/stories260K.bin", 5);
     ag_graph_options o;
     AG_GRAPH_OPTIONS_INIT(o);
     o.node_threshold = 1.5;
@@ -247,15 +222,15 @@ START_TEST(test_bad_options) {
     ck_assert_int_eq(ag_trace_create(&tr2, fx.m, many, 600, NULL), AG_ERR_INVALID_ARGUMENT);
     ck_assert(strstr(ag_last_error(), "context") != NULL);
     free(many);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 
 /* ---- budget, pruning invariants, queries ---------------------------------------------------- */
 
 START_TEST(test_budget_and_queries) {
-    fixture fx;
-    fx_open(&fx, "models/llama2xs_model.bin", 8);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/llama2xs_model.bin", 8);
     ag_graph_options o;
     AG_GRAPH_OPTIONS_INIT(o);
     o.max_feature_nodes = 100;
@@ -279,7 +254,7 @@ START_TEST(test_budget_and_queries) {
     size_t N = ag_graph_n_nodes(g);
     int64_t kept_edges = 0;
     for (size_t i = 0; i < N; i++) {
-        ag_node_info ni = info(g, i);
+        ag_node_info ni = ag_test_node_info(g, i);
         /* ids round-trip */
         size_t back;
         ck_assert_msg(ag_graph_find_node(g, ni.id, &back) == AG_OK && back == i, "id %s", ni.id);
@@ -288,7 +263,7 @@ START_TEST(test_budget_and_queries) {
             ck_assert(ni.layer >= 0 && ni.layer < 5 && ni.index >= 0 && ni.index < 192);
             ck_assert(ni.activation == ni.value);
             if (i > 0) { /* (layer, position, index) order */
-                ag_node_info pv = info(g, i - 1);
+                ag_node_info pv = ag_test_node_info(g, i - 1);
                 ck_assert(pv.layer < ni.layer || (pv.layer == ni.layer && (pv.position < ni.position ||
                                                                             (pv.position == ni.position && pv.index < ni.index))));
             }
@@ -314,7 +289,7 @@ START_TEST(test_budget_and_queries) {
             for (size_t k = 1; k < got; k++) ck_assert(fabs(e[k].weight) <= fabs(e[k - 1].weight));
             for (size_t k = 0; k < got; k++) {
                 ck_assert_int_eq((int)e[k].target, (int)i);
-                ag_node_info si = info(g, (size_t)e[k].source);
+                ag_node_info si = ag_test_node_info(g, (size_t)e[k].source);
                 ck_assert(si.kind != AG_NODE_LOGIT);
                 if (si.kind == AG_NODE_UNIT) ck_assert(si.layer < (ni.kind == AG_NODE_LOGIT ? 5 : ni.layer));
                 ck_assert(si.position <= ni.position);
@@ -355,7 +330,7 @@ START_TEST(test_budget_and_queries) {
     ck_assert_int_eq(ag_graph_node_edges(g, N, 0, 0, NULL, 0, &n), AG_ERR_NOT_FOUND);
     ck_assert_int_eq(ag_graph_node_edges(g, 0, 64, 0, NULL, 0, &n), AG_ERR_INVALID_ARGUMENT);
     ag_graph_free(g);
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 
@@ -379,8 +354,8 @@ static int prog_cb(const char *phase, double done, void *user) {
 }
 
 START_TEST(test_progress_and_cancel) {
-    fixture fx;
-    fx_open(&fx, "models/stories260K.bin", 6);
+    ag_test_story fx;
+    ag_test_story_open(&fx, "models/stories260K.bin", 6);
     ag_graph_options o;
     AG_GRAPH_OPTIONS_INIT(o);
     o.max_feature_nodes = 64;
@@ -404,7 +379,7 @@ START_TEST(test_progress_and_cancel) {
         ck_assert_int_eq(ag_graph_build(&g, fx.tr, &o), AG_ERR_CANCELLED);
         ck_assert_ptr_null(g);
     }
-    fx_close(&fx);
+    ag_test_story_close(&fx);
 }
 END_TEST
 

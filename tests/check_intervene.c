@@ -13,13 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "attrgraph.h"
+#include "cli_output.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define XS_BIN "models/llama2xs_model.bin"
@@ -28,94 +29,16 @@ static const int32_t ONCE[5] = {1, 403, 407, 261, 378};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static ag_model *load_lib(const char *rel) {
-    ag_model *m = NULL;
-    ag_status st = ag_model_load(&m, ag_test_fixture(rel), NULL);
-    ck_assert_msg(st == AG_OK, "ag_model_load(%s) = %d: %s", rel, (int)st, ag_last_error());
-    return m;
-}
-
-static ag_model_info info_of(const ag_model *m) {
-    ag_model_info in;
-    memset(&in, 0, sizeof in);
-    in.struct_size = sizeof in;
-    ck_assert_int_eq(ag_model_get_info(m, &in), AG_OK);
-    return in;
-}
-
-static ag_trace *trace_of(const ag_model *m, const int32_t *toks, size_t n) {
-    ag_trace *t = NULL;
-    ag_status st = ag_trace_create(&t, m, toks, n, NULL);
-    ck_assert_msg(st == AG_OK, "ag_trace_create = %d: %s", (int)st, ag_last_error());
-    return t;
-}
-
-static const float *ttensor(const ag_trace *t, ag_tensor_kind k, int32_t layer) {
-    const float *d = NULL;
-    int64_t sh[3];
-    int32_t nd;
-    ck_assert_int_eq(ag_trace_tensor(t, k, layer, &d, sh, &nd), AG_OK);
-    return d;
-}
-
-static const float *rtensor(const ag_intervention_result *r, ag_tensor_kind k, int32_t layer, int32_t delta) {
-    const float *d = NULL;
-    int64_t sh[3];
-    int32_t nd;
-    ag_status st = ag_intervention_result_tensor(r, k, layer, delta, &d, sh, &nd);
-    ck_assert_msg(st == AG_OK, "ag_intervention_result_tensor = %d: %s", (int)st, ag_last_error());
-    return d;
-}
-
-static void random_tokens(int32_t *toks, int n, int V, uint64_t seed) {
-    uint64_t s = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-    toks[0] = 1;
-    for (int i = 1; i < n; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        toks[i] = 3 + (int32_t)((s >> 33) % (uint64_t)(V - 3));
-    }
-}
-
+/* A set/scale item on an MLP unit. */
 static ag_intervention unit_iv(int32_t kind, int32_t layer, int32_t pos, int32_t index, float value) {
-    ag_intervention iv;
-    memset(&iv, 0, sizeof iv);
-    iv.kind = kind;
-    iv.site = AG_SITE_MLP;
-    iv.layer = layer;
-    iv.position = pos;
-    iv.index = index;
-    iv.value = value;
-    return iv;
+    return ag_test_intervention(kind, AG_SITE_MLP, layer, pos, index, value);
 }
 
+/* Adds coef * vec at a residual site. */
 static ag_intervention add_iv(int32_t site, int32_t layer, int32_t pos, float coef, const float *vec) {
-    ag_intervention iv;
-    memset(&iv, 0, sizeof iv);
-    iv.kind = AG_INTERVENE_ADD;
-    iv.site = site;
-    iv.layer = layer;
-    iv.position = pos;
-    iv.value = coef;
+    ag_intervention iv = ag_test_intervention(AG_INTERVENE_ADD, site, layer, pos, 0, coef);
     iv.vector = vec;
     return iv;
-}
-
-static ag_intervene_options mode_opts(int32_t mode, int32_t fa, int32_t fn, int32_t fg) {
-    ag_intervene_options o;
-    ck_assert_int_eq(AG_INTERVENE_OPTIONS_INIT(o), AG_OK);
-    o.mode = mode;
-    o.freeze_attention = fa;
-    o.freeze_norms = fn;
-    o.freeze_gates = fg;
-    return o;
-}
-
-static ag_intervention_result *run(const ag_trace *t, const ag_intervention *iv, size_t n, const ag_intervene_options *o) {
-    ag_intervention_result *r = NULL;
-    ag_status st = ag_intervene(&r, t, iv, n, o);
-    ck_assert_msg(st == AG_OK, "ag_intervene = %d: %s", (int)st, ag_last_error());
-    ck_assert_ptr_nonnull(r);
-    return r;
 }
 
 /* A deterministic direction of unit-ish norm for residual adds. */
@@ -189,7 +112,7 @@ static void compare_deltas(const ag_intervention_result *r, const nl_cache *oc, 
     size_t nl = (size_t)T * V;
     double *want = malloc(nl * sizeof *want);
     for (size_t i = 0; i < nl; i++) want[i] = on->logits[i] - oc->logits[i];
-    const float *got = rtensor(r, AG_TENSOR_LOGITS, 0, 1);
+    const float *got = ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 1);
     double e = ag_rel_err_fd(got, want, nl);
     ck_assert_msg(e <= tol, "%s: logit changes rel err %.3g > %.1g (max |change| %.3g)", what, e, tol, ag_max_abs_d(want, nl));
     free(want);
@@ -197,7 +120,7 @@ static void compare_deltas(const ag_intervention_result *r, const nl_cache *oc, 
     want = malloc((size_t)L * nu * sizeof *want);
     float *gotu = malloc((size_t)L * nu * sizeof *gotu);
     for (int l = 0; l < L; l++) {
-        const float *g = rtensor(r, AG_TENSOR_NEURONS, l, 1);
+        const float *g = ag_test_result_tensor(r, AG_TENSOR_NEURONS, l, 1);
         memcpy(gotu + (size_t)l * nu, g, nu * sizeof *gotu);
         for (size_t i = 0; i < nu; i++) want[(size_t)l * nu + i] = on->neurons[(size_t)l * nu + i] - oc->neurons[(size_t)l * nu + i];
     }
@@ -210,11 +133,11 @@ static void compare_deltas(const ag_intervention_result *r, const nl_cache *oc, 
 /* ---- no-op interventions reproduce the clean logits in every mode -------------------------- */
 
 START_TEST(test_noop_every_mode) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
-    ag_trace *t = trace_of(m, ONCE, 5);
-    const float *clean = ttensor(t, AG_TENSOR_LOGITS, 0);
-    const float *n2 = ttensor(t, AG_TENSOR_NEURONS, 2);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
+    const float *clean = ag_test_trace_tensor(t, AG_TENSOR_LOGITS, 0, NULL, NULL);
+    const float *n2 = ag_test_trace_tensor(t, AG_TENSOR_NEURONS, 2, NULL, NULL);
     float zero[512];
     memset(zero, 0, sizeof zero);
     ag_intervention iv[5] = {
@@ -226,26 +149,26 @@ START_TEST(test_noop_every_mode) {
     };
     iv[1].position_end = AG_POSITION_OPEN;
     ag_intervene_options modes[6] = {
-        mode_opts(AG_INTERVENE_DIRECT, 0, 0, 0), mode_opts(AG_INTERVENE_LINEAR, 0, 0, 0),
-        mode_opts(AG_INTERVENE_FREE, 0, 0, 0),   mode_opts(AG_INTERVENE_FREE, 1, 0, 0),
-        mode_opts(AG_INTERVENE_FREE, 1, 1, 1),   mode_opts(AG_INTERVENE_FREE, 0, 1, 0),
+        ag_test_intervene_options(AG_INTERVENE_DIRECT, 0, 0, 0), ag_test_intervene_options(AG_INTERVENE_LINEAR, 0, 0, 0),
+        ag_test_intervene_options(AG_INTERVENE_FREE, 0, 0, 0),   ag_test_intervene_options(AG_INTERVENE_FREE, 1, 0, 0),
+        ag_test_intervene_options(AG_INTERVENE_FREE, 1, 1, 1),   ag_test_intervene_options(AG_INTERVENE_FREE, 0, 1, 0),
     };
     size_t nl = (size_t)5 * in.vocab_size;
     double scale = ag_max_abs_f(clean, nl);
     for (int k = 0; k < 6; k++) {
         /* nothing at all: exactly the trace */
-        ag_intervention_result *r = run(t, NULL, 0, &modes[k]);
+        ag_intervention_result *r = ag_test_intervene(t, NULL, 0, &modes[k]);
         ck_assert_int_eq(ag_intervention_result_mode(r), modes[k].mode);
-        ck_assert_mem_eq(rtensor(r, AG_TENSOR_LOGITS, 0, 0), clean, nl * sizeof(float));
+        ck_assert_mem_eq(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 0), clean, nl * sizeof(float));
         ag_intervention_result_free(r);
         /* interventions that change nothing */
-        r = run(t, iv, 5, &modes[k]);
-        const float *lg = rtensor(r, AG_TENSOR_LOGITS, 0, 0);
+        r = ag_test_intervene(t, iv, 5, &modes[k]);
+        const float *lg = ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 0);
         double d = ag_max_diff_ff(lg, clean, nl);
         ck_assert_msg(d <= 1e-5 * scale, "mode %d (freeze %d%d%d): no-op changed logits by %.3g", modes[k].mode,
                       modes[k].freeze_attention, modes[k].freeze_norms, modes[k].freeze_gates, d);
         if (modes[k].mode != AG_INTERVENE_FREE) /* exact propagation of a zero change */
-            ck_assert_double_eq(ag_max_abs_f(rtensor(r, AG_TENSOR_LOGITS, 0, 1), nl), 0.0);
+            ck_assert_double_eq(ag_max_abs_f(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 1), nl), 0.0);
         const float *last = NULL;
         ck_assert_int_eq(ag_intervention_result_logits(r, -1, 0, &last), AG_OK);
         ck_assert_ptr_eq(last, lg + 4 * (size_t)in.vocab_size);
@@ -259,25 +182,25 @@ END_TEST
 /* ---- direct and linear modes against the oracle's frozen model ------------------------------ */
 
 static void check_frozen_vs_oracle(const char *rel, int32_t mode) {
-    ag_model *m = load_lib(rel);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(rel, NULL);
+    ag_model_info in = ag_test_model_info(m);
     nl_model *nm = nl_load_bin(ag_test_fixture(rel));
     ck_assert_ptr_nonnull(nm);
     const int T = 9, L = in.n_layers, Hd = in.hidden_dim, V = in.vocab_size, D = in.dim;
     int32_t toks[9];
-    random_tokens(toks, T, V, 11);
+    ag_test_random_tokens(toks, T, V, 11);
     toks[1] = 403;
-    ag_trace *t = trace_of(m, toks, T);
+    ag_trace *t = ag_test_trace(m, toks, T);
     nl_cache *oc = nl_cache_new(nm, T), *on = nl_cache_new(nm, T);
     ck_assert_int_eq(nl_forward_i32(nm, toks, T, NULL, oc), 0);
     unsigned freeze = mode == AG_INTERVENE_DIRECT ? NL_FREEZE_DIRECT : NL_FREEZE_LINEAR;
-    ag_intervene_options o = mode_opts(mode, 0, 0, 0);
+    ag_intervene_options o = ag_test_intervene_options(mode, 0, 0, 0);
     float *vec = malloc((size_t)D * sizeof *vec);
     direction(vec, D, 5);
     const int cases = ag_test_under_valgrind() ? 2 : 6;
     for (int k = 0; k < cases; k++) {
         int layer = k % L, pos = (2 * k + 1) % T, index = (37 * k + 11) % Hd;
-        const float *nc = ttensor(t, AG_TENSOR_NEURONS, layer);
+        const float *nc = ag_test_trace_tensor(t, AG_TENSOR_NEURONS, layer, NULL, NULL);
         float clean_v = nc[(size_t)pos * Hd + index];
         /* double the unit (the adjacency column of a unit source), plus on odd cases a vector at a
          * residual site and a second clamp further up */
@@ -298,7 +221,7 @@ static void check_frozen_vs_oracle(const char *rel, int32_t mode) {
             n++;
         }
         oracle_run(nm, toks, T, oc, freeze, oe, n, on);
-        ag_intervention_result *r = run(t, iv, (size_t)n, &o);
+        ag_intervention_result *r = ag_test_intervene(t, iv, (size_t)n, &o);
         char what[96];
         snprintf(what, sizeof what, "%s mode %d case %d (unit %d:%d:%d)", rel, mode, k, layer, pos, index);
         compare_deltas(r, oc, on, L, T, Hd, V, 1e-4, what);
@@ -326,13 +249,13 @@ END_TEST
 START_TEST(test_free_vs_oracle) {
     const char *rels[2] = {STORIES_BIN, XS_BIN};
     for (int mi = 0; mi < 2; mi++) {
-        ag_model *m = load_lib(rels[mi]);
-        ag_model_info in = info_of(m);
+        ag_model *m = ag_test_load_model(rels[mi], NULL);
+        ag_model_info in = ag_test_model_info(m);
         nl_model *nm = nl_load_bin(ag_test_fixture(rels[mi]));
         const int T = 8, L = in.n_layers, Hd = in.hidden_dim, V = in.vocab_size, D = in.dim;
         int32_t toks[8];
-        random_tokens(toks, T, V, 23);
-        ag_trace *t = trace_of(m, toks, T);
+        ag_test_random_tokens(toks, T, V, 23);
+        ag_trace *t = ag_test_trace(m, toks, T);
         nl_cache *oc = nl_cache_new(nm, T), *on = nl_cache_new(nm, T);
         ck_assert_int_eq(nl_forward_i32(nm, toks, T, NULL, oc), 0);
         float *vec = malloc((size_t)D * sizeof *vec);
@@ -346,18 +269,18 @@ START_TEST(test_free_vs_oracle) {
             int fa = cfg[ci][0];
             unsigned nf = (cfg[ci][0] ? NL_FREEZE_ATTN : 0u) | (cfg[ci][1] ? NL_FREEZE_NORMS : 0u) | (cfg[ci][2] ? NL_FREEZE_GATES : 0u);
             oracle_run(nm, toks, T, oc, nf, oe, 3, on);
-            ag_intervene_options o = mode_opts(AG_INTERVENE_FREE, cfg[ci][0], cfg[ci][1], cfg[ci][2]);
-            ag_intervention_result *r = run(t, iv, 3, &o);
-            double e = ag_rel_err_fd(rtensor(r, AG_TENSOR_LOGITS, 0, 0), on->logits, (size_t)T * V);
+            ag_intervene_options o = ag_test_intervene_options(AG_INTERVENE_FREE, cfg[ci][0], cfg[ci][1], cfg[ci][2]);
+            ag_intervention_result *r = ag_test_intervene(t, iv, 3, &o);
+            double e = ag_rel_err_fd(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 0), on->logits, (size_t)T * V);
             ck_assert_msg(e <= 1e-5, "%s free (freeze %d%d%d): logits rel err %.3g", rels[mi], cfg[ci][0], cfg[ci][1], cfg[ci][2], e);
             size_t nu = (size_t)T * Hd;
             for (int l = 0; l < L; l++) {
-                e = ag_rel_err_fd(rtensor(r, AG_TENSOR_NEURONS, l, 0), on->neurons + (size_t)l * nu, nu);
+                e = ag_rel_err_fd(ag_test_result_tensor(r, AG_TENSOR_NEURONS, l, 0), on->neurons + (size_t)l * nu, nu);
                 ck_assert_msg(e <= 1e-4, "%s free (fa %d): neurons of layer %d rel err %.3g", rels[mi], fa, l, e);
             }
             /* the clamped unit holds its value, and earlier positions did not move */
-            ck_assert_float_eq(rtensor(r, AG_TENSOR_NEURONS, 1, 0)[2 * (size_t)Hd + 7], 3.0f);
-            ck_assert_double_eq(ag_max_abs_f(rtensor(r, AG_TENSOR_LOGITS, 0, 1), 2 * (size_t)V), 0.0);
+            ck_assert_float_eq(ag_test_result_tensor(r, AG_TENSOR_NEURONS, 1, 0)[2 * (size_t)Hd + 7], 3.0f);
+            ck_assert_double_eq(ag_max_abs_f(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 1), 2 * (size_t)V), 0.0);
             ag_intervention_result_free(r);
         }
         free(vec);
@@ -373,36 +296,39 @@ END_TEST
 /* ---- free mode with attention, norms and gates frozen equals linear mode --------------------- */
 
 START_TEST(test_free_frozen_equals_linear) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const int T = 10, V = in.vocab_size, L = in.n_layers, Hd = in.hidden_dim;
     int32_t toks[10];
-    random_tokens(toks, T, V, 3);
-    ag_trace *t = trace_of(m, toks, T);
+    ag_test_random_tokens(toks, T, V, 3);
+    ag_trace *t = ag_test_trace(m, toks, T);
     float vec[64];
     direction(vec, in.dim, 2);
-    const float *n1 = ttensor(t, AG_TENSOR_NEURONS, 1);
+    const float *n1 = ag_test_trace_tensor(t, AG_TENSOR_NEURONS, 1, NULL, NULL);
     ag_intervention iv[4] = {unit_iv(AG_INTERVENE_SET, 1, 3, 40, 5.0f * n1[3 * Hd + 40] + 1.0f),
                              unit_iv(AG_INTERVENE_SCALE, 0, 2, 9, -3.0f), add_iv(AG_SITE_RESID, 2, 5, 4.0f, vec),
                              add_iv(AG_SITE_MID, 3, 1, -2.0f, vec)};
     iv[1].position_end = 7;
-    ag_intervene_options ol = mode_opts(AG_INTERVENE_LINEAR, 0, 0, 0), of = mode_opts(AG_INTERVENE_FREE, 1, 1, 1);
-    ag_intervention_result *rl = run(t, iv, 4, &ol), *rf = run(t, iv, 4, &of);
+    ag_intervene_options ol = ag_test_intervene_options(AG_INTERVENE_LINEAR, 0, 0, 0),
+                         of = ag_test_intervene_options(AG_INTERVENE_FREE, 1, 1, 1);
+    ag_intervention_result *rl = ag_test_intervene(t, iv, 4, &ol), *rf = ag_test_intervene(t, iv, 4, &of);
     size_t nl = (size_t)T * V;
-    const float *dl = rtensor(rl, AG_TENSOR_LOGITS, 0, 1), *df = rtensor(rf, AG_TENSOR_LOGITS, 0, 1);
+    const float *dl = ag_test_result_tensor(rl, AG_TENSOR_LOGITS, 0, 1), *df = ag_test_result_tensor(rf, AG_TENSOR_LOGITS, 0, 1);
     double big = ag_max_abs_f(dl, nl);
     ck_assert_msg(big > 0.05, "the interventions should move the logits (max change %.3g)", big);
     double d = ag_max_diff_ff(dl, df, nl);
-    ck_assert_msg(d <= 2e-5 * ag_max_abs_f(ttensor(t, AG_TENSOR_LOGITS, 0), nl), "linear vs free-frozen logits differ by %.3g", d);
+    ck_assert_msg(d <= 2e-5 * ag_max_abs_f(ag_test_trace_tensor(t, AG_TENSOR_LOGITS, 0, NULL, NULL), nl),
+                  "linear vs free-frozen logits differ by %.3g", d);
     for (int l = 0; l < L; l++) {
         size_t nu = (size_t)T * Hd;
-        d = ag_max_diff_ff(rtensor(rl, AG_TENSOR_NEURONS, l, 0), rtensor(rf, AG_TENSOR_NEURONS, l, 0), nu);
-        ck_assert_msg(d <= 1e-4 * (1.0 + ag_max_abs_f(rtensor(rl, AG_TENSOR_NEURONS, l, 0), nu)), "layer %d units differ by %.3g", l, d);
+        d = ag_max_diff_ff(ag_test_result_tensor(rl, AG_TENSOR_NEURONS, l, 0), ag_test_result_tensor(rf, AG_TENSOR_NEURONS, l, 0), nu);
+        ck_assert_msg(d <= 1e-4 * (1.0 + ag_max_abs_f(ag_test_result_tensor(rl, AG_TENSOR_NEURONS, l, 0), nu)),
+                      "layer %d units differ by %.3g", l, d);
     }
     /* and the real model (nothing frozen) really differs from the linear one */
-    ag_intervene_options ofree = mode_opts(AG_INTERVENE_FREE, 0, 0, 0);
-    ag_intervention_result *rr = run(t, iv, 4, &ofree);
-    ck_assert_double_gt(ag_max_diff_ff(rtensor(rr, AG_TENSOR_LOGITS, 0, 1), dl, nl), 1e-3);
+    ag_intervene_options ofree = ag_test_intervene_options(AG_INTERVENE_FREE, 0, 0, 0);
+    ag_intervention_result *rr = ag_test_intervene(t, iv, 4, &ofree);
+    ck_assert_double_gt(ag_max_diff_ff(ag_test_result_tensor(rr, AG_TENSOR_LOGITS, 0, 1), dl, nl), 1e-3);
     ag_intervention_result_free(rr);
     ag_intervention_result_free(rl);
     ag_intervention_result_free(rf);
@@ -417,22 +343,23 @@ END_TEST
  * effects. Direct-mode columns J[:, u] (the change of every unit and logit when unit u moves by
  * +1 with all other MLP outputs held) composed in layer order give that sum. */
 START_TEST(test_linear_is_path_sum_of_direct) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const int T = 5, L = in.n_layers, Hd = in.hidden_dim, V = in.vocab_size;
-    ag_trace *t = trace_of(m, ONCE, T);
+    ag_trace *t = ag_test_trace(m, ONCE, T);
     const int vg = ag_test_under_valgrind();
     /* source: a unit with a sizeable activation */
     int sl = vg ? L - 2 : 1, sp = vg ? T - 1 : 2, si = 0;
-    const float *ns = ttensor(t, AG_TENSOR_NEURONS, sl);
+    const float *ns = ag_test_trace_tensor(t, AG_TENSOR_NEURONS, sl, NULL, NULL);
     for (int i = 1; i < Hd; i++)
         if (fabsf(ns[(size_t)sp * Hd + i]) > fabsf(ns[(size_t)sp * Hd + si])) si = i;
     float a_s = ns[(size_t)sp * Hd + si];
 
     /* measured: ablate s in linear mode */
-    ag_intervene_options ol = mode_opts(AG_INTERVENE_LINEAR, 0, 0, 0), od = mode_opts(AG_INTERVENE_DIRECT, 0, 0, 0);
+    ag_intervene_options ol = ag_test_intervene_options(AG_INTERVENE_LINEAR, 0, 0, 0),
+                         od = ag_test_intervene_options(AG_INTERVENE_DIRECT, 0, 0, 0);
     ag_intervention abl = unit_iv(AG_INTERVENE_SET, sl, sp, si, 0.0f);
-    ag_intervention_result *rl = run(t, &abl, 1, &ol);
+    ag_intervention_result *rl = ag_test_intervene(t, &abl, 1, &ol);
 
     /* predicted: sweep units (l, p, i) in layer order from s: change[u] = sum_v J[u, v] change[v] */
     size_t nu = (size_t)L * T * Hd;
@@ -445,20 +372,20 @@ START_TEST(test_linear_is_path_sum_of_direct) {
                 double c = chg[((size_t)l * T + p) * Hd + i];
                 if (c == 0.0) continue;
                 ag_intervention one = unit_iv(AG_INTERVENE_ADD, l, p, i, 1.0f);
-                ag_intervention_result *rd = run(t, &one, 1, &od);
+                ag_intervention_result *rd = ag_test_intervene(t, &one, 1, &od);
                 for (int l2 = l + 1; l2 < L; l2++) {
-                    const float *col = rtensor(rd, AG_TENSOR_NEURONS, l2, 1);
+                    const float *col = ag_test_result_tensor(rd, AG_TENSOR_NEURONS, l2, 1);
                     for (size_t k = 0; k < (size_t)T * Hd; k++) chg[(size_t)l2 * T * Hd + k] += c * col[k];
                 }
-                const float *lc = rtensor(rd, AG_TENSOR_LOGITS, 0, 1);
+                const float *lc = ag_test_result_tensor(rd, AG_TENSOR_LOGITS, 0, 1);
                 for (size_t k = 0; k < (size_t)T * V; k++) lchg[k] += c * lc[k];
                 ag_intervention_result_free(rd);
             }
     /* compare units above s and logits */
-    double e = ag_rel_err_fd(rtensor(rl, AG_TENSOR_LOGITS, 0, 1), lchg, (size_t)T * V);
+    double e = ag_rel_err_fd(ag_test_result_tensor(rl, AG_TENSOR_LOGITS, 0, 1), lchg, (size_t)T * V);
     ck_assert_msg(e <= 1e-4, "logit path sums: rel err %.3g (max %.3g)", e, ag_max_abs_d(lchg, (size_t)T * V));
     for (int l = sl + 1; l < L; l++) {
-        e = ag_rel_err_fd(rtensor(rl, AG_TENSOR_NEURONS, l, 1), chg + (size_t)l * T * Hd, (size_t)T * Hd);
+        e = ag_rel_err_fd(ag_test_result_tensor(rl, AG_TENSOR_NEURONS, l, 1), chg + (size_t)l * T * Hd, (size_t)T * Hd);
         ck_assert_msg(e <= 1e-4, "unit path sums of layer %d: rel err %.3g", l, e);
     }
     free(chg);
@@ -472,18 +399,18 @@ END_TEST
 /* ---- linearity of the frozen modes ----------------------------------------------------------- */
 
 START_TEST(test_frozen_modes_are_linear) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
-    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
     float vec[64];
     direction(vec, in.dim, 4);
     size_t nl = (size_t)5 * in.vocab_size;
     for (int32_t mode = AG_INTERVENE_DIRECT; mode <= AG_INTERVENE_LINEAR; mode++) {
-        ag_intervene_options o = mode_opts(mode, 0, 0, 0);
+        ag_intervene_options o = ag_test_intervene_options(mode, 0, 0, 0);
         ag_intervention a1[2] = {add_iv(AG_SITE_RESID, 0, 1, 1.0f, vec), unit_iv(AG_INTERVENE_ADD, 2, 3, 60, 0.5f)};
         ag_intervention a3[2] = {add_iv(AG_SITE_RESID, 0, 1, 3.0f, vec), unit_iv(AG_INTERVENE_ADD, 2, 3, 60, 1.5f)};
-        ag_intervention_result *r1 = run(t, a1, 2, &o), *r3 = run(t, a3, 2, &o);
-        const float *d1 = rtensor(r1, AG_TENSOR_LOGITS, 0, 1), *d3 = rtensor(r3, AG_TENSOR_LOGITS, 0, 1);
+        ag_intervention_result *r1 = ag_test_intervene(t, a1, 2, &o), *r3 = ag_test_intervene(t, a3, 2, &o);
+        const float *d1 = ag_test_result_tensor(r1, AG_TENSOR_LOGITS, 0, 1), *d3 = ag_test_result_tensor(r3, AG_TENSOR_LOGITS, 0, 1);
         double err = 0, mx = 0;
         for (size_t i = 0; i < nl; i++) {
             err = fmax(err, fabs(d3[i] - 3.0 * d1[i]));
@@ -501,26 +428,26 @@ END_TEST
 /* ---- result getters ---------------------------------------------------------------------------- */
 
 START_TEST(test_result_getters) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const int Hd = in.hidden_dim, V = in.vocab_size;
-    ag_trace *t = trace_of(m, ONCE, 5);
-    const float *n3 = ttensor(t, AG_TENSOR_NEURONS, 3);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
+    const float *n3 = ag_test_trace_tensor(t, AG_TENSOR_NEURONS, 3, NULL, NULL);
     float vec[64];
     direction(vec, in.dim, 1);
     ag_intervention iv[3] = {unit_iv(AG_INTERVENE_SCALE, 3, 1, 20, -2.0f), add_iv(AG_SITE_EMBED, 0, 2, 1.0f, vec),
                              unit_iv(AG_INTERVENE_ADD, 3, 2, 21, 0.25f)};
     iv[0].position_end = 3;
     for (int32_t mode = AG_INTERVENE_DIRECT; mode <= AG_INTERVENE_FREE; mode++) {
-        ag_intervene_options o = mode_opts(mode, 0, 0, 0);
-        ag_intervention_result *r = run(t, iv, 3, &o);
+        ag_intervene_options o = ag_test_intervene_options(mode, 0, 0, 0);
+        ag_intervention_result *r = ag_test_intervene(t, iv, 3, &o);
         float prev = 0, val = 0;
         for (int p = 1; p < 3; p++) {
             ck_assert_int_eq(ag_intervention_result_unit(r, 0, p, &prev, &val), AG_OK);
             ck_assert_float_eq(prev, n3[(size_t)p * Hd + 20]);
             ck_assert_float_eq(val, -2.0f * n3[(size_t)p * Hd + 20]);
             /* the unit holds the value in every mode */
-            float got = rtensor(r, AG_TENSOR_NEURONS, 3, 0)[(size_t)p * Hd + 20];
+            float got = ag_test_result_tensor(r, AG_TENSOR_NEURONS, 3, 0)[(size_t)p * Hd + 20];
             ck_assert_msg(fabsf(got - val) <= 1e-6f * (1 + fabsf(val)), "mode %d pos %d: unit %g != clamp %g", mode, p, got, val);
         }
         ck_assert_int_eq(ag_intervention_result_unit(r, 2, 2, &prev, &val), AG_OK);
@@ -535,7 +462,7 @@ START_TEST(test_result_getters) {
         ck_assert_double_eq(ag_max_abs_f(dl0, (size_t)V), 0.0);
         ck_assert_int_eq(ag_intervention_result_logits(r, 4, 0, &lg0), AG_OK);
         ck_assert_int_eq(ag_intervention_result_logits(r, 4, 1, &dl0), AG_OK);
-        const float *cl = ttensor(t, AG_TENSOR_LOGITS, 0) + 4 * (size_t)V;
+        const float *cl = ag_test_trace_tensor(t, AG_TENSOR_LOGITS, 0, NULL, NULL) + 4 * (size_t)V;
         for (int v = 0; v < V; v++) ck_assert_float_eq_tol(lg0[v], cl[v] + dl0[v], 1e-5f * (1 + fabsf(cl[v])));
         ck_assert_int_eq(ag_intervention_result_logits(r, 5, 0, &lg0), AG_ERR_INVALID_ARGUMENT);
         ck_assert_int_eq(ag_intervention_result_logits(r, -2, 0, &lg0), AG_ERR_INVALID_ARGUMENT);
@@ -548,7 +475,7 @@ START_TEST(test_result_getters) {
         ck_assert_int_eq(nd, 3);
         ck_assert_int_eq(sh[0], in.n_heads);
         if (mode != AG_INTERVENE_FREE) {
-            const float *tp = ttensor(t, AG_TENSOR_ATTN_PATTERN, 2);
+            const float *tp = ag_test_trace_tensor(t, AG_TENSOR_ATTN_PATTERN, 2, NULL, NULL);
             ck_assert_mem_eq(d, tp, (size_t)in.n_heads * 25 * sizeof(float));
             ck_assert_int_eq(ag_intervention_result_tensor(r, AG_TENSOR_FFN_NORM_SCALE, 4, 1, &d, sh, &nd), AG_OK);
             ck_assert_double_eq(ag_max_abs_f(d, 5), 0.0);
@@ -579,9 +506,9 @@ static void expect_bad(const ag_trace *t, const ag_intervention *iv, size_t n, c
 }
 
 START_TEST(test_bad_interventions) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
-    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
     float vec[64], badvec[64];
     direction(vec, in.dim, 1);
     memcpy(badvec, vec, sizeof vec);
@@ -642,11 +569,11 @@ START_TEST(test_bad_interventions) {
     ag_intervention_result_free(r);
     /* arguments and options */
     expect_bad(t, NULL, 1, NULL, "items");
-    ag_intervene_options o = mode_opts(7, 0, 0, 0);
+    ag_intervene_options o = ag_test_intervene_options(7, 0, 0, 0);
     expect_bad(t, &good, 1, &o, "opts->mode");
-    o = mode_opts(AG_INTERVENE_FREE, 2, 0, 0);
+    o = ag_test_intervene_options(AG_INTERVENE_FREE, 2, 0, 0);
     expect_bad(t, &good, 1, &o, "opts->freeze_attention");
-    o = mode_opts(AG_INTERVENE_FREE, 0, -1, 0);
+    o = ag_test_intervene_options(AG_INTERVENE_FREE, 0, -1, 0);
     expect_bad(t, &good, 1, &o, "opts->freeze_norms");
     r = (ag_intervention_result *)0x1;
     ck_assert_int_eq(ag_intervene(&r, NULL, &good, 1, NULL), AG_ERR_INVALID_ARGUMENT);
@@ -700,8 +627,8 @@ static size_t gen(const ag_model *m, const int32_t *prompt, size_t n, const ag_i
 }
 
 START_TEST(test_steered_generation) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const size_t N = ag_test_under_valgrind() ? 12 : 40;
     int32_t a[40], b[40];
     float zero[64], vec[64];
@@ -732,8 +659,8 @@ START_TEST(test_steered_generation) {
     int32_t seq[45];
     memcpy(seq, ONCE, sizeof ONCE);
     memcpy(seq + 5, b, nb * sizeof *b);
-    ag_trace *t = trace_of(m, seq, 5 + nb);
-    ag_intervention_result *r = run(t, push, 2, NULL); /* FREE, nothing frozen */
+    ag_trace *t = ag_test_trace(m, seq, 5 + nb);
+    ag_intervention_result *r = ag_test_intervene(t, push, 2, NULL); /* FREE, nothing frozen */
     for (size_t k = 0; k < nb; k++) {
         const float *lg;
         ck_assert_int_eq(ag_intervention_result_logits(r, (int32_t)(4 + k), 0, &lg), AG_OK);
@@ -751,36 +678,17 @@ END_TEST
 /* ---- attrgraph intervene ----------------------------------------------------------------------- */
 
 #ifdef AG_CLI_PATH
-static char *run_cli(const char *args, int *code) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", AG_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[n] = '\0';
-    int st = pclose(p);
-    *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    return buf;
-}
 
 START_TEST(test_cli_intervene) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const int V = in.vocab_size, Hd = in.hidden_dim;
-    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
     char args[2048];
     int code;
     snprintf(args, sizeof args, "intervene -m '%s' -t 1,403,407,261,378 --set 2:3:17=1.5 --scale 0:1..2:5=2 --mode linear",
              ag_test_fixture(STORIES_BIN));
-    char *out = run_cli(args, &code);
+    char *out = ag_test_cli_output(args, &code);
     ck_assert_msg(code == 0, "attrgraph intervene exited %d", code);
     cJSON *root = cJSON_Parse(out);
     ck_assert_msg(root != NULL, "not JSON: %.200s", out);
@@ -794,16 +702,16 @@ START_TEST(test_cli_intervene) {
         ck_assert_int_eq(cJSON_GetObjectItem(e, "layer")->valueint, want[i][0]);
         ck_assert_int_eq(cJSON_GetObjectItem(e, "position")->valueint, want[i][1]);
         ck_assert_int_eq(cJSON_GetObjectItem(e, "index")->valueint, want[i][2]);
-        float prev = ttensor(t, AG_TENSOR_NEURONS, want[i][0])[(size_t)want[i][1] * Hd + want[i][2]];
+        float prev = ag_test_trace_tensor(t, AG_TENSOR_NEURONS, want[i][0], NULL, NULL)[(size_t)want[i][1] * Hd + want[i][2]];
         ck_assert_float_eq((float)cJSON_GetObjectItem(e, "previous")->valuedouble, prev);
         ck_assert_float_eq((float)cJSON_GetObjectItem(e, "value")->valuedouble, i == 0 ? 1.5f : 2.0f * prev);
     }
     /* the logits: the trace's before, the library's intervened run after */
     ag_intervention iv[2] = {unit_iv(AG_INTERVENE_SET, 2, 3, 17, 1.5f), unit_iv(AG_INTERVENE_SCALE, 0, 1, 5, 2.0f)};
     iv[1].position_end = 3;
-    ag_intervene_options o = mode_opts(AG_INTERVENE_LINEAR, 0, 0, 0);
-    ag_intervention_result *r = run(t, iv, 2, &o);
-    const float *after, *before = ttensor(t, AG_TENSOR_LOGITS, 0) + 4 * (size_t)V;
+    ag_intervene_options o = ag_test_intervene_options(AG_INTERVENE_LINEAR, 0, 0, 0);
+    ag_intervention_result *r = ag_test_intervene(t, iv, 2, &o);
+    const float *after, *before = ag_test_trace_tensor(t, AG_TENSOR_LOGITS, 0, NULL, NULL) + 4 * (size_t)V;
     ck_assert_int_eq(ag_intervention_result_logits(r, -1, 0, &after), AG_OK);
     size_t n;
     double *lb = ag_json_doubles(cJSON_GetObjectItem(root, "logits_before"), &n);
@@ -831,7 +739,7 @@ START_TEST(test_cli_intervene) {
     snprintf(args, sizeof args,
              "intervene -m '%s' -z '%s' -p 'Once upon a time' --add 'resid.2:1..=3*@%s' --ablate 1:-1:7 --generate 8 --all-positions",
              ag_test_fixture(STORIES_BIN), ag_test_fixture("models/tok512.bin"), path);
-    out = run_cli(args, &code);
+    out = ag_test_cli_output(args, &code);
     remove(path);
     ck_assert_msg(code == 0, "attrgraph intervene --add exited %d", code);
     root = cJSON_Parse(out);
@@ -856,7 +764,7 @@ START_TEST(test_cli_intervene) {
                           "--mode direct --freeze-attention --set 1:0:0=1", "--set 1:0:999=2", "--mode sideways --set 1:0:0=1"};
     for (int i = 0; i < 7; i++) {
         snprintf(args, sizeof args, "intervene -m '%s' -t 1,403,407,261,378 %s", ag_test_fixture(STORIES_BIN), bad[i]);
-        out = run_cli(args, &code);
+        out = ag_test_cli_output(args, &code);
         ck_assert_msg(code != 0, "'%s' should fail", bad[i]);
         ck_assert_uint_eq(strlen(out), 0);
         free(out);

@@ -14,8 +14,9 @@
  *   - the graph's adjacency (direct mode) and path sums computed by a backward sweep over the
  *     graph's rows here (linear mode);
  *   - plain generation, and teacher-forced oracle runs, for steered generation.
- * Random sets come from agi_tc_alloc (as in check_transcoder_graph); the oracle reads their
- * weights, not anything the library derives from them.
+ * Random sets come from tests/support/transcoder_setup (agi_tc_alloc, shared with
+ * check_transcoder_graph); the oracle reads their weights, not anything the library derives
+ * from them.
  */
 #include <check.h>
 #include <math.h>
@@ -24,13 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "attrgraph.h"
+#include "cli_output.h"
+#include "graph_paths.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
+#include "transcoder_setup.h"
 #include "transcoder/transcoder.h"
 
 #define STORIES_BIN "models/stories260K.bin"
@@ -39,111 +43,28 @@ static const int32_t TOKS[9] = {1, 403, 407, 261, 378, 300, 413, 372, 260};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static uint64_t rs = 1;
-static double nrand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    double u1 = (double)(rs >> 11) / 9007199254740992.0;
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    double u2 = (double)(rs >> 11) / 9007199254740992.0;
-    if (u1 < 1e-300) u1 = 1e-300;
-    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-static ag_model *load_stories(void) {
-    ag_model *m = NULL;
-    ag_status st = ag_model_load(&m, ag_test_fixture(STORIES_BIN), NULL);
-    ck_assert_msg(st == AG_OK, "%s", ag_last_error());
-    return m;
-}
-
-/* A random set over stories260K (5 layers of width 64) whose features fire on about a third of
- * the tokens; k > 0 makes it TopK. */
-static ag_transcoder *random_set(int kind, int act, int read_point, int skip, int F, int k, uint64_t seed) {
-    ag_transcoder *tc = NULL;
-    int L = 5, D = 64;
-    ck_assert_int_eq(agi_tc_alloc(&tc, kind, act, read_point, L, D, F, k, act == AG_ACTIVATION_JUMPRELU, skip, "t"), AG_OK);
-    rs = seed;
-    for (int l = 0; l < L; l++) {
-        agi_tc_layer *ly = &tc->layers[l];
-        int no = agi_tc_n_out(tc, l);
-        double se = read_point == AG_READ_RESID_MID ? 0.05 : 0.15;
-        for (int q = 0; q < F * D; q++) ly->W_enc[q] = (float)(se * nrand());
-        for (int q = 0; q < F * no * D; q++) ly->W_dec[q] = (float)(0.1 * nrand());
-        for (int q = 0; q < F; q++) ly->b_enc[q] = (float)(-0.5 + 0.2 * nrand());
-        for (int q = 0; q < D; q++) ly->b_dec[q] = (float)(0.1 * nrand());
-        if (ly->threshold)
-            for (int q = 0; q < F; q++) ly->threshold[q] = (float)(0.05 * fabs(nrand()));
-        if (skip)
-            for (int q = 0; q < D * D; q++) ly->W_skip[q] = (float)(0.02 * nrand());
-    }
-    return tc;
-}
-
 /* The four kinds of sets the suite runs over. */
 static ag_transcoder *set_of(int which) {
     switch (which) {
-    case 0: return random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 48, 0, 3);
-    case 1: return random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_JUMPRELU, AG_READ_RESID_MID, 1, 48, 0, 4);
-    case 2: return random_set(AG_TRANSCODER_CROSS_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 1, 40, 0, 5);
-    default: return random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_TOPK, AG_READ_MLP_IN, 0, 48, 6, 6);
+    case 0: return ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 48, 0, 3);
+    case 1: return ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_JUMPRELU, AG_READ_RESID_MID, 1, 48, 0, 4);
+    case 2: return ag_test_random_transcoder(AG_TRANSCODER_CROSS_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 1, 40, 0, 5);
+    default: return ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_TOPK, AG_READ_MLP_IN, 0, 48, 6, 6);
     }
 }
 static const char *const SET_NAMES[4] = {"PLT relu u", "PLT jumprelu x_mid skip", "CLT relu u skip", "PLT topk6 u"};
 
-static ag_trace *trace_of(const ag_model *m, const int32_t *toks, size_t n) {
-    ag_trace *t = NULL;
-    ag_status st = ag_trace_create(&t, m, toks, n, NULL);
-    ck_assert_msg(st == AG_OK, "ag_trace_create: %s", ag_last_error());
-    return t;
-}
-
+/* A set/scale item on a transcoder feature. */
 static ag_intervention feat_iv(int32_t kind, int32_t layer, int32_t pos, int32_t index, float value) {
-    ag_intervention iv;
-    memset(&iv, 0, sizeof iv);
-    iv.kind = kind;
-    iv.site = AG_SITE_FEATURE;
-    iv.layer = layer;
-    iv.position = pos;
-    iv.index = index;
-    iv.value = value;
-    return iv;
+    return ag_test_intervention(kind, AG_SITE_FEATURE, layer, pos, index, value);
 }
 
+/* Intervene options with the transcoder set tc (free_replacement = repl). */
 static ag_intervene_options tc_opts(int32_t mode, const ag_transcoder *tc, int fa, int fn, int fg, int repl) {
-    ag_intervene_options o;
-    ck_assert_int_eq(AG_INTERVENE_OPTIONS_INIT(o), AG_OK);
-    o.mode = mode;
-    o.freeze_attention = fa;
-    o.freeze_norms = fn;
-    o.freeze_gates = fg;
+    ag_intervene_options o = ag_test_intervene_options(mode, fa, fn, fg);
     o.transcoder = tc;
     o.free_replacement = repl;
     return o;
-}
-
-static ag_intervention_result *run(const ag_trace *t, const ag_intervention *iv, size_t n, const ag_intervene_options *o) {
-    ag_intervention_result *r = NULL;
-    ag_status st = ag_intervene(&r, t, iv, n, o);
-    ck_assert_msg(st == AG_OK, "ag_intervene = %d: %s", (int)st, ag_last_error());
-    ck_assert_ptr_nonnull(r);
-    return r;
-}
-
-static const float *rtensor(const ag_intervention_result *r, ag_tensor_kind k, int32_t layer, int32_t delta) {
-    const float *d = NULL;
-    int64_t sh[3];
-    int32_t nd;
-    ag_status st = ag_intervention_result_tensor(r, k, layer, delta, &d, sh, &nd);
-    ck_assert_msg(st == AG_OK, "ag_intervention_result_tensor: %s", ag_last_error());
-    return d;
-}
-
-static const float *ttensor(const ag_trace *t, ag_tensor_kind k, int32_t layer) {
-    const float *d = NULL;
-    int64_t sh[3];
-    int32_t nd;
-    ck_assert_int_eq(ag_trace_tensor(t, k, layer, &d, sh, &nd), AG_OK);
-    return d;
 }
 
 /* The clean activations of layer l on the trace [T][F], through the public API. */
@@ -419,12 +340,12 @@ static nl_cache *fo_run(const nl_model *nm, const ag_transcoder *tc, const fo_cl
 /* ---- every mode against the oracle ------------------------------------------------------------ */
 
 static void check_modes_vs_oracle(int which) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     nl_model *nm = nl_load_bin(ag_test_fixture(STORIES_BIN));
     ck_assert_ptr_nonnull(nm);
     ag_transcoder *tc = set_of(which);
     const int T = 9, V = 512, D = 64;
-    ag_trace *t = trace_of(m, TOKS, T);
+    ag_trace *t = ag_test_trace(m, TOKS, T);
     fo_clean fc = fo_clean_make(nm, tc, TOKS, T);
     /* clamps: double an active feature, turn on an inactive one, ablate another active one
      * (a CLT feature writes every later block), plus a residual vector */
@@ -465,13 +386,13 @@ static void check_modes_vs_oracle(int which) {
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         for (int with_add = 0; with_add < 2; with_add++) {
             ag_intervene_options o = tc_opts(cases[k].mode, tc, cases[k].fa, cases[k].fn, cases[k].fg, cases[k].repl);
-            ag_intervention_result *r = run(t, iv, with_add ? 4 : 3, &o);
+            ag_intervention_result *r = ag_test_intervene(t, iv, with_add ? 4 : 3, &o);
             nl_cache *on = fo_run(nm, tc, &fc, TOKS, T, cases[k].fo_mode, cases[k].freeze, cases[k].fg && cases[k].repl, cl, 3, ad,
                                   with_add);
             size_t nl = (size_t)T * V;
             double *want = malloc(nl * sizeof *want);
             for (size_t i = 0; i < nl; i++) want[i] = on->logits[i] - fc.cache->logits[i];
-            double e = ag_rel_err_fd(rtensor(r, AG_TENSOR_LOGITS, 0, 1), want, nl);
+            double e = ag_rel_err_fd(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 1), want, nl);
             double big = ag_max_abs_d(want, nl);
             ck_assert_msg(big > 1e-3, "%s case %zu: the interventions should move the logits (%.3g)", SET_NAMES[which], k, big);
             ck_assert_msg(e <= 1e-4, "%s case %zu (mode %d, freeze %d%d%d, replacement %d, add %d): logit changes rel err %.3g (max %.3g)",
@@ -481,7 +402,7 @@ static void check_modes_vs_oracle(int which) {
                 size_t nd = (size_t)T * D;
                 for (size_t i = 0; i < nd; i++) want[i] = on->mlp_out[(size_t)l * nd + i] - fc.cache->mlp_out[(size_t)l * nd + i];
                 double mx = ag_max_abs_d(want, nd);
-                double em = ag_max_diff_fd(rtensor(r, AG_TENSOR_MLP_OUT, l, 1), want, nd);
+                double em = ag_max_diff_fd(ag_test_result_tensor(r, AG_TENSOR_MLP_OUT, l, 1), want, nd);
                 ck_assert_msg(em <= 1e-4 * fmax(mx, 1e-2), "%s case %zu: mlp_out %d changes off by %.3g (max %.3g)", SET_NAMES[which], k, l,
                               em, mx);
             }
@@ -503,10 +424,10 @@ END_TEST
 /* ---- no-ops, FREE + replacement + everything frozen = LINEAR, result getters ---------------- */
 
 START_TEST(test_noop_and_free_frozen_equals_linear) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     const int T = 9, V = 512;
-    ag_trace *t = trace_of(m, TOKS, T);
-    const float *clean = ttensor(t, AG_TENSOR_LOGITS, 0);
+    ag_trace *t = ag_test_trace(m, TOKS, T);
+    const float *clean = ag_test_trace_tensor(t, AG_TENSOR_LOGITS, 0, NULL, NULL);
     size_t nl = (size_t)T * V;
     double scale = ag_max_abs_f(clean, nl);
     for (int which = 0; which < 4; which++) {
@@ -524,15 +445,15 @@ START_TEST(test_noop_and_free_frozen_equals_linear) {
             tc_opts(AG_INTERVENE_FREE, tc, 0, 0, 0, 1),   tc_opts(AG_INTERVENE_FREE, tc, 1, 1, 1, 1),
             tc_opts(AG_INTERVENE_FREE, tc, 0, 1, 0, 1)};
         for (int k = 0; k < 7; k++) {
-            ag_intervention_result *r = run(t, NULL, 0, &modes[k]); /* nothing at all: exactly the trace */
-            ck_assert_mem_eq(rtensor(r, AG_TENSOR_LOGITS, 0, 0), clean, nl * sizeof(float));
+            ag_intervention_result *r = ag_test_intervene(t, NULL, 0, &modes[k]); /* nothing at all: exactly the trace */
+            ck_assert_mem_eq(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 0), clean, nl * sizeof(float));
             ag_intervention_result_free(r);
-            r = run(t, noop, 4, &modes[k]);
-            double d = ag_max_diff_ff(rtensor(r, AG_TENSOR_LOGITS, 0, 0), clean, nl);
+            r = ag_test_intervene(t, noop, 4, &modes[k]);
+            double d = ag_max_diff_ff(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 0), clean, nl);
             ck_assert_msg(d <= 1e-5 * scale, "%s mode %d (free_replacement %d): no-op changed logits by %.3g", SET_NAMES[which],
                           modes[k].mode, modes[k].free_replacement, d);
             if (modes[k].mode != AG_INTERVENE_FREE) /* exact propagation of a zero change */
-                ck_assert_double_eq(ag_max_abs_f(rtensor(r, AG_TENSOR_LOGITS, 0, 1), nl), 0.0);
+                ck_assert_double_eq(ag_max_abs_f(ag_test_result_tensor(r, AG_TENSOR_LOGITS, 0, 1), nl), 0.0);
             /* previous / value of feature items: the clean activation and the clamp; NAN at BOS */
             float prev = 0, val = 0;
             ck_assert_int_eq(ag_intervention_result_unit(r, 0, 4, &prev, &val), AG_OK);
@@ -555,28 +476,28 @@ START_TEST(test_noop_and_free_frozen_equals_linear) {
         iv[2].value = -2.0f;
         iv[2].vector = vec;
         ag_intervene_options ol = tc_opts(AG_INTERVENE_LINEAR, tc, 0, 0, 0, 0), of = tc_opts(AG_INTERVENE_FREE, tc, 1, 1, 1, 1);
-        ag_intervention_result *rl = run(t, iv, 4, &ol), *rf = run(t, iv, 4, &of);
-        const float *dl = rtensor(rl, AG_TENSOR_LOGITS, 0, 1), *df = rtensor(rf, AG_TENSOR_LOGITS, 0, 1);
+        ag_intervention_result *rl = ag_test_intervene(t, iv, 4, &ol), *rf = ag_test_intervene(t, iv, 4, &of);
+        const float *dl = ag_test_result_tensor(rl, AG_TENSOR_LOGITS, 0, 1), *df = ag_test_result_tensor(rf, AG_TENSOR_LOGITS, 0, 1);
         double big = ag_max_abs_f(dl, nl);
         ck_assert_msg(big > 0.05, "%s: the interventions should move the logits (max change %.3g)", SET_NAMES[which], big);
         double d = ag_max_diff_ff(dl, df, nl);
         ck_assert_msg(d <= 2e-5 * scale, "%s: linear vs free (replacement, all frozen) logits differ by %.3g", SET_NAMES[which], d);
         for (int l = 0; l < 5; l++) {
             size_t nd = (size_t)T * 64;
-            double dm = ag_max_diff_ff(rtensor(rl, AG_TENSOR_MLP_OUT, l, 0), rtensor(rf, AG_TENSOR_MLP_OUT, l, 0), nd);
-            ck_assert_msg(dm <= 1e-4 * (1.0 + ag_max_abs_f(rtensor(rl, AG_TENSOR_MLP_OUT, l, 0), nd)), "%s: mlp_out %d differs by %.3g",
-                          SET_NAMES[which], l, dm);
+            const float *ml = ag_test_result_tensor(rl, AG_TENSOR_MLP_OUT, l, 0);
+            double dm = ag_max_diff_ff(ml, ag_test_result_tensor(rf, AG_TENSOR_MLP_OUT, l, 0), nd);
+            ck_assert_msg(dm <= 1e-4 * (1.0 + ag_max_abs_f(ml, nd)), "%s: mlp_out %d differs by %.3g", SET_NAMES[which], l, dm);
         }
         /* the nonlinear replacement model and the real model really differ from it */
         ag_intervene_options orp = tc_opts(AG_INTERVENE_FREE, tc, 0, 0, 0, 1), ore = tc_opts(AG_INTERVENE_FREE, tc, 0, 0, 0, 0);
-        ag_intervention_result *rr = run(t, iv, 4, &orp), *rreal = run(t, iv, 4, &ore);
-        ck_assert_double_gt(ag_max_diff_ff(rtensor(rr, AG_TENSOR_LOGITS, 0, 1), dl, nl), 1e-4);
-        ck_assert_double_gt(ag_max_diff_ff(rtensor(rreal, AG_TENSOR_LOGITS, 0, 1), dl, nl), 1e-4);
+        ag_intervention_result *rr = ag_test_intervene(t, iv, 4, &orp), *rreal = ag_test_intervene(t, iv, 4, &ore);
+        ck_assert_double_gt(ag_max_diff_ff(ag_test_result_tensor(rr, AG_TENSOR_LOGITS, 0, 1), dl, nl), 1e-4);
+        ck_assert_double_gt(ag_max_diff_ff(ag_test_result_tensor(rreal, AG_TENSOR_LOGITS, 0, 1), dl, nl), 1e-4);
         /* LINEAR does not run the neurons: their tensors keep the trace's values */
         ag_model_info in;
         in.struct_size = sizeof in;
         ck_assert_int_eq(ag_model_get_info(m, &in), AG_OK);
-        ck_assert_double_eq(ag_max_abs_f(rtensor(rl, AG_TENSOR_NEURONS, 3, 1), (size_t)T * in.hidden_dim), 0.0);
+        ck_assert_double_eq(ag_max_abs_f(ag_test_result_tensor(rl, AG_TENSOR_NEURONS, 3, 1), (size_t)T * in.hidden_dim), 0.0);
         ag_intervention_result_free(rr);
         ag_intervention_result_free(rreal);
         ag_intervention_result_free(rl);
@@ -591,41 +512,12 @@ END_TEST
 
 /* ---- transcoder graphs: direct mode = adjacency columns, linear mode = path sums -------------- */
 
-static ag_graph *tc_graph(const ag_trace *t, const ag_transcoder *tc, int32_t max_nodes, const ag_graph_target *tg, int n_tg) {
-    ag_graph_options go;
-    AG_GRAPH_OPTIONS_INIT(go);
-    go.basis = AG_BASIS_TRANSCODERS;
-    go.transcoders = tc;
-    go.max_feature_nodes = max_nodes;
-    go.targets = tg;
-    go.n_targets = n_tg;
-    ag_graph *g = NULL;
-    ag_status st = ag_graph_build(&g, t, &go);
-    ck_assert_msg(st == AG_OK, "ag_graph_build: %s", ag_last_error());
-    return g;
-}
-
-static ag_node_info node_of(const ag_graph *g, size_t i) {
-    ag_node_info ni;
-    memset(&ni, 0, sizeof ni);
-    ni.struct_size = sizeof ni;
-    ck_assert_int_eq(ag_graph_node_info(g, i, &ni), AG_OK);
-    return ni;
-}
-
-static ag_edge *edges_of(const ag_graph *g, size_t i, int32_t flags, size_t *n) {
-    ag_status st = ag_graph_node_edges(g, i, flags, 0, NULL, 0, n);
-    ck_assert(st == AG_OK || st == AG_ERR_BUFFER_TOO_SMALL);
-    ag_edge *e = malloc((*n ? *n : 1) * sizeof *e);
-    if (*n) ck_assert_int_eq(ag_graph_node_edges(g, i, flags, 0, e, *n, n), AG_OK);
-    return e;
-}
 
 /* The change of a graph target: a feature's value W_enc . x at the read point (from the run's
  * read-point tensor change), or a token logit's demeaned logit. */
 static double target_change(const ag_intervention_result *r, const ag_transcoder *tc, const ag_node_info *tn) {
     if (tn->kind == AG_NODE_UNIT) {
-        const float *dx = rtensor(r, tc->read_point == AG_READ_RESID_MID ? AG_TENSOR_MID : AG_TENSOR_MLP_IN, tn->layer, 1);
+        const float *dx = ag_test_result_tensor(r, tc->read_point == AG_READ_RESID_MID ? AG_TENSOR_MID : AG_TENSOR_MLP_IN, tn->layer, 1);
         double v = 0;
         for (int d = 0; d < tc->D; d++)
             v += (double)tc->layers[tn->layer].W_enc[(size_t)tn->index * tc->D + d] * dx[(size_t)tn->position * tc->D + d];
@@ -639,36 +531,36 @@ static double target_change(const ag_intervention_result *r, const ag_transcoder
 }
 
 static void check_columns(int which) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ag_transcoder *tc = set_of(which);
-    ag_trace *t = trace_of(m, TOKS, 9);
-    ag_graph *g = tc_graph(t, tc, 0, NULL, 0);
+    ag_trace *t = ag_test_trace(m, TOKS, 9);
+    ag_graph *g = ag_test_transcoder_graph(t, tc, 0, 0, NULL, 0);
     size_t N = ag_graph_n_nodes(g);
     size_t *tg = malloc(N * sizeof *tg), ntg = 0;
     for (size_t i = 0; i < N; i++) {
-        ag_node_info ni = node_of(g, i);
+        ag_node_info ni = ag_test_node_info(g, i);
         if (ni.kind == AG_NODE_UNIT || (ni.kind == AG_NODE_LOGIT && ni.token >= 0)) tg[ntg++] = i;
     }
     double *want = calloc(N, sizeof *want);
     int tested = 0;
     for (size_t k = 0; k < N && tested < 8; k++) {
         size_t s = (k * 7919u + 13u) % N;
-        ag_node_info sn = node_of(g, s);
+        ag_node_info sn = ag_test_node_info(g, s);
         if (sn.kind != AG_NODE_UNIT) continue;
         for (size_t q = 0; q < N; q++) want[q] = 0.0;
         size_t ne;
-        ag_edge *col = edges_of(g, s, AG_EDGES_OUT, &ne);
+        ag_edge *col = ag_test_node_edges(g, s, AG_EDGES_OUT, &ne);
         for (size_t q = 0; q < ne; q++) want[col[q].target] = col[q].weight;
         free(col);
         for (int ablate = 0; ablate < 2; ablate++) { /* doubling: +column; ablating: -column */
             ag_intervention iv = feat_iv(ablate ? AG_INTERVENE_SET : AG_INTERVENE_SCALE, sn.layer, sn.position, sn.index,
                                          ablate ? 0.0f : 2.0f);
             ag_intervene_options o = tc_opts(AG_INTERVENE_DIRECT, tc, 0, 0, 0, 0);
-            ag_intervention_result *r = run(t, &iv, 1, &o);
+            ag_intervention_result *r = ag_test_intervene(t, &iv, 1, &o);
             double emax = 0, wmax = 0;
             for (size_t q = 0; q < ntg; q++) {
                 if (tg[q] == s) continue;
-                ag_node_info tn = node_of(g, tg[q]);
+                ag_node_info tn = ag_test_node_info(g, tg[q]);
                 double w = (ablate ? -1.0 : 1.0) * want[tg[q]];
                 emax = fmax(emax, fabs(target_change(r, tc, &tn) - w));
                 wmax = fmax(wmax, fabs(w));
@@ -695,33 +587,11 @@ static void check_columns(int which) {
 START_TEST(test_direct_columns) { check_columns(_i); }
 END_TEST
 
-/* Backward sweep over the graph's rows for one target: G_t = d target / d value_t in the
- * graph's linear model; ablating source s changes the target by -H[s]. */
-static double *total_effects(const ag_graph *g, size_t target) {
-    size_t N = ag_graph_n_nodes(g);
-    double *H = calloc(N, sizeof *H), *G = calloc(N, sizeof *G);
-    size_t ne;
-    ag_edge *row = edges_of(g, target, AG_EDGES_IN, &ne);
-    for (size_t k = 0; k < ne; k++) H[row[k].source] += row[k].weight;
-    free(row);
-    for (size_t t = N; t-- > 0;) {
-        ag_node_info tn = node_of(g, t);
-        if (tn.kind != AG_NODE_UNIT) continue;
-        G[t] = tn.activation != 0.0 ? H[t] / tn.activation : 0.0;
-        if (G[t] == 0.0) continue;
-        row = edges_of(g, t, AG_EDGES_IN, &ne);
-        for (size_t k = 0; k < ne; k++) H[row[k].source] += G[t] * row[k].weight;
-        free(row);
-    }
-    free(G);
-    return H;
-}
-
 /* The graph target's change in a run: w . (final norm output change at the last position);
  * w computed here from the target's definition (token: demeaned classifier row; difference of
  * two rows; a direction). */
 static double final_change(const ag_intervention_result *r, const ag_model *m, const ag_graph_target *tg) {
-    const float *xf = rtensor(r, AG_TENSOR_FINAL_OUT, 0, 1) + (size_t)8 * 64;
+    const float *xf = ag_test_result_tensor(r, AG_TENSOR_FINAL_OUT, 0, 1) + (size_t)8 * 64;
     (void)m;
     const float *lg;
     ck_assert_int_eq(ag_intervention_result_logits(r, -1, 1, &lg), AG_OK);
@@ -737,27 +607,27 @@ static double final_change(const ag_intervention_result *r, const ag_model *m, c
 }
 
 static void check_path_sums(int which, int32_t max_nodes, const ag_graph_target *tg) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ag_transcoder *tc = set_of(which);
     const int T = 9, F = tc->F, L = tc->L, D = 64;
-    ag_trace *t = trace_of(m, TOKS, T);
-    ag_graph *g = tc_graph(t, tc, max_nodes, tg, tg ? 1 : 0);
+    ag_trace *t = ag_test_trace(m, TOKS, T);
+    ag_graph *g = ag_test_transcoder_graph(t, tc, max_nodes, 0, tg, tg ? 1 : 0);
     size_t N = ag_graph_n_nodes(g);
     size_t target = N - 1;
-    ck_assert_int_eq(node_of(g, target).kind, AG_NODE_LOGIT);
+    ck_assert_int_eq(ag_test_node_info(g, target).kind, AG_NODE_LOGIT);
     ag_graph_target tok;
     if (!tg) {
         memset(&tok, 0, sizeof tok);
         tok.kind = AG_GRAPH_TARGET_TOKEN;
-        tok.token = node_of(g, target).token;
+        tok.token = ag_test_node_info(g, target).token;
         tg = &tok;
     }
-    double *H = total_effects(g, target);
+    double *H = ag_test_total_effects(g, target);
     /* hold every active feature that is not a node at its clean value (the graph folds it into
      * its error node) */
     unsigned char *isn = calloc((size_t)L * T * F, 1);
     for (size_t i = 0; i < N; i++) {
-        ag_node_info ni = node_of(g, i);
+        ag_node_info ni = ag_test_node_info(g, i);
         if (ni.kind == AG_NODE_UNIT) isn[((size_t)ni.layer * T + ni.position) * F + ni.index] = 1;
     }
     ag_intervention *iv = malloc(((size_t)L * T * F + 1) * sizeof *iv);
@@ -775,12 +645,12 @@ static void check_path_sums(int which, int32_t max_nodes, const ag_graph_target 
         free(a);
     }
     if (max_nodes > 0) ck_assert_int_gt((int)nh, 0);
-    const float *emb = ttensor(t, AG_TENSOR_RESID, 0);
+    const float *emb = ag_test_trace_tensor(t, AG_TENSOR_RESID, 0, NULL, NULL);
     int tested = 0;
     double *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
     ag_intervene_options o = tc_opts(AG_INTERVENE_LINEAR, tc, 0, 0, 0, 0);
     for (size_t s = 0; s < N && tested < 30; s++) {
-        ag_node_info sn = node_of(g, s);
+        ag_node_info sn = ag_test_node_info(g, s);
         if (sn.kind == AG_NODE_LOGIT || H[s] == 0.0) continue;
         if (sn.kind == AG_NODE_UNIT && s % 5 != 0) continue; /* a spread of features */
         memset(&iv[0], 0, sizeof *iv);
@@ -801,7 +671,7 @@ static void check_path_sums(int which, int32_t max_nodes, const ag_graph_target 
             iv[0].value = -1.0f;
             iv[0].vector = errv + ((size_t)sn.layer * T + sn.position) * D;
         }
-        ag_intervention_result *r = run(t, iv, nh + 1, &o);
+        ag_intervention_result *r = ag_test_intervene(t, iv, nh + 1, &o);
         want[tested] = -H[s];
         got[tested] = final_change(r, m, tg);
         ag_intervention_result_free(r);
@@ -848,16 +718,16 @@ END_TEST
 /* ---- ag_graph_validate on transcoder graphs ---------------------------------------------------- */
 
 static void check_validate(int which, int32_t max_nodes, const ag_graph_target *tg) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ag_transcoder *tc = set_of(which);
-    ag_trace *t = trace_of(m, TOKS, 9);
-    ag_graph *g = tc_graph(t, tc, max_nodes, tg, tg ? 1 : 0);
+    ag_trace *t = ag_test_trace(m, TOKS, 9);
+    ag_graph *g = ag_test_transcoder_graph(t, tc, max_nodes, 0, tg, tg ? 1 : 0);
     size_t N = ag_graph_n_nodes(g);
-    double *H = total_effects(g, N - 1);
+    double *H = ag_test_total_effects(g, N - 1);
     int64_t members[3];
     int nm = 0;
     for (size_t i = 0; i < N && nm < 3; i++)
-        if (node_of(g, i).kind == AG_NODE_UNIT && H[i] != 0.0 && i % 3 == 0) members[nm++] = (int64_t)i;
+        if (ag_test_node_info(g, i).kind == AG_NODE_UNIT && H[i] != 0.0 && i % 3 == 0) members[nm++] = (int64_t)i;
     ck_assert_int_eq(nm, 3);
     int32_t sizes[1] = {3};
     ag_validate_options o;
@@ -881,7 +751,7 @@ static void check_validate(int which, int32_t max_nodes, const ag_graph_target *
         r.struct_size = sizeof r;
         ck_assert_int_eq(ag_validation_get_row(v, i, &r), AG_OK);
         if (r.node >= 0) {
-            units += node_of(g, (size_t)r.node).kind == AG_NODE_UNIT;
+            units += ag_test_node_info(g, (size_t)r.node).kind == AG_NODE_UNIT;
             ck_assert_msg(fabs(r.predicted_total + H[r.node]) <= 1e-4 * fmax(1e-3, fabs(H[r.node])),
                           "%s row %zu: forward-sweep path sum %.9g vs backward sweep %.9g", SET_NAMES[which], i, r.predicted_total, -H[r.node]);
         }
@@ -900,15 +770,15 @@ static void check_validate(int which, int32_t max_nodes, const ag_graph_target *
         ck_assert_int_eq(r.group, 0);
         ag_intervention iv[3];
         for (int j = 0; j < 3; j++) {
-            ag_node_info ni = node_of(g, (size_t)members[j]);
+            ag_node_info ni = ag_test_node_info(g, (size_t)members[j]);
             iv[j] = feat_iv(AG_INTERVENE_SET, ni.layer, ni.position, ni.index, 0.0f);
         }
         ag_intervene_options io = tc_opts(AG_INTERVENE_FREE, tc, 0, 0, 0, 0);
-        ag_intervention_result *ir = run(t, iv, 3, &io);
+        ag_intervention_result *ir = ag_test_intervene(t, iv, 3, &io);
         ag_graph_target tok;
         memset(&tok, 0, sizeof tok);
         tok.kind = AG_GRAPH_TARGET_TOKEN;
-        tok.token = node_of(g, N - 1).token;
+        tok.token = ag_test_node_info(g, N - 1).token;
         double want = final_change(ir, m, tg ? tg : &tok);
         ck_assert_msg(fabs(r.measured_free - want) <= 1e-4 * fmax(0.1, fabs(want)), "group: free %.9g vs ag_intervene %.9g",
                       r.measured_free, want);
@@ -969,15 +839,15 @@ static void expect_bad_validate(const ag_graph *g, const ag_trace *t, const ag_v
 }
 
 START_TEST(test_validate_bad_transcoder) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ag_transcoder *tc = set_of(0);
-    ag_trace *t = trace_of(m, TOKS, 9);
-    ag_graph *g = tc_graph(t, tc, 0, NULL, 0);
+    ag_trace *t = ag_test_trace(m, TOKS, 9);
+    ag_graph *g = ag_test_transcoder_graph(t, tc, 0, 0, NULL, 0);
     ag_validate_options o;
     AG_VALIDATE_OPTIONS_INIT(o);
     o.top_k = 3;
     expect_bad_validate(g, t, &o, "opts->transcoder is NULL"); /* missing */
-    ag_transcoder *other = random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 48, 0, 99);
+    ag_transcoder *other = ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 48, 0, 99);
     o.transcoder = other; /* same shape, other weights */
     expect_bad_validate(g, t, &o, "not the set the graph was built with");
     ag_transcoder *redec = set_of(0); /* the same encoders, another decoder */
@@ -986,7 +856,7 @@ START_TEST(test_validate_bad_transcoder) {
     o.transcoder = redec;
     expect_bad_validate(g, t, &o, "the decoder of feature node");
     ag_transcoder_free(redec);
-    ag_transcoder *wide = random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 40, 0, 3);
+    ag_transcoder *wide = ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 40, 0, 3);
     o.transcoder = wide; /* other feature count */
     expect_bad_validate(g, t, &o, "opts->transcoder");
     ag_transcoder *clt = set_of(2);
@@ -1036,12 +906,12 @@ static void expect_bad(const ag_trace *t, const ag_intervention *iv, size_t n, c
 }
 
 START_TEST(test_bad_feature_interventions) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ag_transcoder *tc = set_of(2); /* CLT, 40 features */
-    ag_trace *t = trace_of(m, TOKS, 9);
+    ag_trace *t = ag_test_trace(m, TOKS, 9);
     ag_intervention good = feat_iv(AG_INTERVENE_SET, 1, 2, 3, 0.0f), b;
     ag_intervene_options o = tc_opts(AG_INTERVENE_FREE, tc, 0, 0, 0, 0), none = tc_opts(AG_INTERVENE_FREE, NULL, 0, 0, 0, 0);
-    ag_intervention_result *r = run(t, &good, 1, &o);
+    ag_intervention_result *r = ag_test_intervene(t, &good, 1, &o);
     ag_intervention_result_free(r);
     expect_bad(t, &good, 1, &none, "needs a transcoder set (opts->transcoder is NULL)");
     expect_bad(t, &good, 1, NULL, "opts->transcoder");
@@ -1059,7 +929,7 @@ START_TEST(test_bad_feature_interventions) {
     b.position = 0; /* BOS alone */
     expect_bad(t, &b, 1, &o, "BOS");
     b.position_end = 3; /* a range from BOS: fine (BOS skipped) */
-    r = run(t, &b, 1, &o);
+    r = ag_test_intervene(t, &b, 1, &o);
     float prev, val;
     ck_assert_int_eq(ag_intervention_result_unit(r, 0, 1, &prev, &val), AG_OK);
     ck_assert(isfinite(prev) && val == 0.0f);
@@ -1075,14 +945,14 @@ START_TEST(test_bad_feature_interventions) {
     dup[1].kind = AG_INTERVENE_SCALE;
     expect_bad(t, dup, 2, &o, "items[1] clamps feature");
     dup[1].site = AG_SITE_MLP; /* a neuron with the same numbers is another unit */
-    r = run(t, dup, 2, &o);
+    r = ag_test_intervene(t, dup, 2, &o);
     ag_intervention_result_free(r);
     /* neurons where the transcoder replaces the MLPs */
     ag_intervene_options ol = tc_opts(AG_INTERVENE_LINEAR, tc, 0, 0, 0, 0), orp = tc_opts(AG_INTERVENE_FREE, tc, 0, 0, 0, 1);
     expect_bad(t, dup, 2, &ol, "items[1].site = AG_SITE_MLP");
     expect_bad(t, dup, 2, &orp, "items[1].site = AG_SITE_MLP");
     ag_intervene_options od = tc_opts(AG_INTERVENE_DIRECT, tc, 0, 0, 0, 0);
-    r = run(t, dup, 2, &od);
+    r = ag_test_intervene(t, dup, 2, &od);
     ag_intervention_result_free(r);
     /* options */
     ag_intervene_options bad = tc_opts(AG_INTERVENE_FREE, tc, 0, 0, 0, 2);
@@ -1134,7 +1004,7 @@ END_TEST
 /* ---- steered generation with features ------------------------------------------------------------ */
 
 START_TEST(test_steered_generation_features) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     nl_model *nm = nl_load_bin(ag_test_fixture(STORIES_BIN));
     const int NP = 5, NG = 10;
     for (int which = 0; which < 4; which += 2) { /* a PLT and a CLT */
@@ -1190,25 +1060,6 @@ END_TEST
 /* ---- the command line ------------------------------------------------------------------------------ */
 
 #ifdef AG_CLI_PATH
-static char *run_cli(const char *args, int *code) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", AG_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[n] = '\0';
-    int st = pclose(p);
-    *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    return buf;
-}
 
 static void rm_set(const char *dir) {
     char cmd[512];
@@ -1217,14 +1068,14 @@ static void rm_set(const char *dir) {
 }
 
 START_TEST(test_cli) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ag_transcoder *tc = set_of(2);
     char dir[] = "/tmp/ag_h7_clt_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     ck_assert_int_eq(ag_transcoder_save(tc, dir), AG_OK);
     ag_transcoder *loaded = NULL;
     ck_assert_int_eq(ag_transcoder_load(&loaded, dir, m, NULL), AG_OK);
-    ag_trace *t = trace_of(m, TOKS, 9);
+    ag_trace *t = ag_test_trace(m, TOKS, 9);
     int on, off;
     pick_features(loaded, t, 1, 4, &on, &off);
     char args[2048];
@@ -1232,7 +1083,7 @@ START_TEST(test_cli) {
     /* intervene: an ablated feature and a set one, linear mode; the logits equal the library's */
     snprintf(args, sizeof args, "intervene -m '%s' -t 1,403,407,261,378,300,413,372,260 --transcoders '%s' --ablate f1:4:%d --set f1:-1:%d=2 "
              "--mode linear", ag_test_fixture(STORIES_BIN), dir, on, off);
-    char *out = run_cli(args, &code);
+    char *out = ag_test_cli_output(args, &code);
     ck_assert_msg(code == 0, "attrgraph intervene --transcoders exited %d", code);
     cJSON *root = cJSON_Parse(out);
     ck_assert_msg(root != NULL, "not JSON: %.200s", out);
@@ -1243,7 +1094,7 @@ START_TEST(test_cli) {
     ck_assert_double_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(ivs, 1), "value")->valuedouble, 0.0);
     ag_intervention iv[2] = {feat_iv(AG_INTERVENE_SET, 1, 4, on, 0.0f), feat_iv(AG_INTERVENE_SET, 1, 8, off, 2.0f)};
     ag_intervene_options o = tc_opts(AG_INTERVENE_LINEAR, loaded, 0, 0, 0, 0);
-    ag_intervention_result *r = run(t, iv, 2, &o);
+    ag_intervention_result *r = ag_test_intervene(t, iv, 2, &o);
     const float *want;
     ck_assert_int_eq(ag_intervention_result_logits(r, -1, 0, &want), AG_OK);
     size_t n = 0;
@@ -1257,7 +1108,7 @@ START_TEST(test_cli) {
     /* free mode with the replacement model, and steering */
     snprintf(args, sizeof args, "intervene -m '%s' -t 1,403,407,261,378 --transcoders '%s' --scale f0:1..:%d=0 --free-replacement "
              "--freeze-attention --generate 4", ag_test_fixture(STORIES_BIN), dir, on);
-    out = run_cli(args, &code);
+    out = ag_test_cli_output(args, &code);
     ck_assert_int_eq(code, 0);
     root = cJSON_Parse(out);
     ck_assert_ptr_nonnull(root);
@@ -1275,14 +1126,14 @@ START_TEST(test_cli) {
         if (at) snprintf(extra, sizeof extra, "--transcoders '%s'%s", dir, at + 3);
         else snprintf(extra, sizeof extra, "%s", bad[i]);
         snprintf(args, sizeof args, "intervene -m '%s' -t 1,403,407,261,378 %s", ag_test_fixture(STORIES_BIN), extra);
-        out = run_cli(args, &code);
+        out = ag_test_cli_output(args, &code);
         ck_assert_msg(code != 0, "'%s' should fail", extra);
         free(out);
     }
     /* validate on the transcoder graph, a logit difference target */
     snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407,261,378,300,413,372,260 --transcoders '%s' --target-diff 432,261 -k 8 -q",
              ag_test_fixture(STORIES_BIN), dir);
-    out = run_cli(args, &code);
+    out = ag_test_cli_output(args, &code);
     ck_assert_msg(code == 0, "attrgraph validate --transcoders exited %d", code);
     root = cJSON_Parse(out);
     ck_assert_ptr_nonnull(root);
@@ -1294,7 +1145,7 @@ START_TEST(test_cli) {
     cJSON_Delete(root);
     free(out);
     snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407 --target 5 --target-diff 432,261", ag_test_fixture(STORIES_BIN));
-    out = run_cli(args, &code);
+    out = ag_test_cli_output(args, &code);
     ck_assert(code != 0);
     free(out);
     ag_trace_free(t);

@@ -17,18 +17,9 @@
 #include "attrgraph.h"
 #include "model/model.h"
 #include "naive_llama.h"
+#include "scratch_dir.h"
 #include "train/train.h"
 #include "world/world.h"
-
-static char g_tmp[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_tmp, name);
-    return buf[k];
-}
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
 static double urand(void) {
@@ -345,7 +336,7 @@ START_TEST(test_deterministic_and_resume) {
     ag_train_options o;
     tiny_options(&o);
     ag_model *a, *b, *c;
-    const char *out = tmp_path("a.gguf");
+    const char *out = ag_test_scratch_path("a.gguf");
     o.output_path = out;
     o.command = "attrgraph train --test";
     ck_assert_msg(ag_train(&a, &o) == AG_OK, "%s", ag_last_error());
@@ -370,7 +361,7 @@ START_TEST(test_deterministic_and_resume) {
     o.seed = 1;
 
     /* stop at step 3 (checkpoint written), resume to step 6: the same as straight through */
-    const char *ck = tmp_path("run.agtc");
+    const char *ck = ag_test_scratch_path("run.agtc");
     losses l = {{0}, 0, 3};
     o.checkpoint_path = ck;
     o.checkpoint_every = 3;
@@ -456,13 +447,11 @@ static Suite *train_suite(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof g_tmp, "%s/ag_train_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(g_tmp)) return EXIT_FAILURE;
+    if (ag_test_scratch_create("train") != 0) return EXIT_FAILURE;
     SRunner *sr = srunner_create(train_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    rmdir(g_tmp);
+    ag_test_scratch_remove();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

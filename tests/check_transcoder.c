@@ -15,24 +15,13 @@
 
 #include "attrgraph.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 #include "transcoder/transcoder.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define TOK_BIN "models/tok512.bin"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static ag_model *load_stories(int with_tok) {
-    ag_model_options mo;
-    AG_MODEL_OPTIONS_INIT(mo);
-    char tok[4096];
-    snprintf(tok, sizeof tok, "%s", ag_test_fixture(TOK_BIN));
-    if (with_tok) mo.tokenizer_path = tok;
-    ag_model *m = NULL;
-    ag_status st = ag_model_load(&m, ag_test_fixture(STORIES_BIN), &mo);
-    ck_assert_msg(st == AG_OK, "ag_model_load: %s", ag_last_error());
-    return m;
-}
 
 static char *tmpdir(const char *tag) {
     char *p = malloc(256);
@@ -190,7 +179,7 @@ static void plt_write(const plt_src *s, const char *dir, const char *const dtype
 
 START_TEST(test_plt_layout_loads) {
     rng_state = 11;
-    ag_model *m = load_stories(0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     char *dir = tmpdir("plt");
     plt_src s;
     plt_make(&s, 24, 1, 1);
@@ -286,7 +275,7 @@ END_TEST
 
 START_TEST(test_clt_layout_loads) {
     rng_state = 12;
-    ag_model *m = load_stories(0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     char *dir = tmpdir("clt");
     const int F = 16, L = 5, D = 64;
     float *We[5], *be[5], *bd[5], *Wd[5], *Ws[5];
@@ -486,7 +475,7 @@ static void expect_bad(const char *dir, ag_model *m, ag_status want, const char 
 
 START_TEST(test_bad_files) {
     rng_state = 13;
-    ag_model *m = load_stories(0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     char *dir = tmpdir("bad");
     plt_src s;
     plt_make(&s, 8, 0, 0);
@@ -777,7 +766,7 @@ static int utf8_valid(const char *s) {
 
 START_TEST(test_train_eval_label_stories) {
     if (ag_test_under_valgrind()) return;
-    ag_model *m = load_stories(1);
+    ag_model *m = ag_test_load_model(STORIES_BIN, TOK_BIN);
     ag_transcoder_train_options o;
     AG_TRANSCODER_TRAIN_OPTIONS_INIT(o);
     o.n_features = 64;
@@ -847,7 +836,7 @@ START_TEST(test_train_eval_label_stories) {
 END_TEST
 
 START_TEST(test_argument_errors) {
-    ag_model *m = load_stories(0);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     ag_transcoder *tc = (ag_transcoder *)(intptr_t)1;
     ag_transcoder_train_options o;
     AG_TRANSCODER_TRAIN_OPTIONS_INIT(o);

@@ -17,59 +17,9 @@
 #include "attrgraph.h"
 #include "graph/graph.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
+#include "transcoder_setup.h"
 #include "transcoder/transcoder.h"
-
-static uint64_t rs = 1;
-static double nrand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    double u1 = (double)(rs >> 11) / 9007199254740992.0;
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    double u2 = (double)(rs >> 11) / 9007199254740992.0;
-    if (u1 < 1e-300) u1 = 1e-300;
-    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-static ag_model *load_stories(void) {
-    ag_model *m = NULL;
-    ag_status st = ag_model_load(&m, ag_test_fixture("models/stories260K.bin"), NULL);
-    ck_assert_msg(st == AG_OK, "%s", ag_last_error());
-    return m;
-}
-
-/* A random set whose features fire on about a third of the tokens. */
-static ag_transcoder *random_set(int kind, int act, int read_point, int skip, int F, uint64_t seed) {
-    ag_transcoder *tc = NULL;
-    int L = 5, D = 64;
-    ck_assert_int_eq(agi_tc_alloc(&tc, kind, act, read_point, L, D, F, 0, act == AG_ACTIVATION_JUMPRELU, skip, "t"), AG_OK);
-    rs = seed;
-    for (int l = 0; l < L; l++) {
-        agi_tc_layer *ly = &tc->layers[l];
-        int no = agi_tc_n_out(tc, l);
-        double se = read_point == AG_READ_RESID_MID ? 0.05 : 0.15;
-        for (int q = 0; q < F * D; q++) ly->W_enc[q] = (float)(se * nrand());
-        for (int q = 0; q < F * no * D; q++) ly->W_dec[q] = (float)(0.1 * nrand());
-        for (int q = 0; q < F; q++) ly->b_enc[q] = (float)(-0.5 + 0.2 * nrand());
-        for (int q = 0; q < D; q++) ly->b_dec[q] = (float)(0.1 * nrand());
-        if (ly->threshold)
-            for (int q = 0; q < F; q++) ly->threshold[q] = (float)(0.05 * fabs(nrand()));
-        if (skip)
-            for (int q = 0; q < D * D; q++) ly->W_skip[q] = (float)(0.02 * nrand());
-    }
-    return tc;
-}
-
-static ag_graph *build(const ag_trace *tr, const ag_transcoder *tc, int max_nodes) {
-    ag_graph_options go;
-    AG_GRAPH_OPTIONS_INIT(go);
-    go.basis = AG_BASIS_TRANSCODERS;
-    go.transcoders = tc;
-    go.max_feature_nodes = max_nodes;
-    go.batch_size = 64;
-    ag_graph *g = NULL;
-    ag_status st = ag_graph_build(&g, tr, &go);
-    ck_assert_msg(st == AG_OK, "ag_graph_build: %s", ag_last_error());
-    return g;
-}
 
 /* Identity 1 for every row target; returns the worst relative error. */
 static double identity1(const ag_graph *g) {
@@ -161,11 +111,11 @@ static double identity2(const ag_graph *g, const ag_trace *tr, const ag_transcod
 }
 
 static void check_set(const ag_transcoder *tc, const char *what) {
-    ag_model *m = load_stories();
+    ag_model *m = ag_test_load_model("models/stories260K.bin", NULL);
     const int32_t toks[9] = {1, 403, 407, 261, 378, 300, 413, 372, 260};
     ag_trace *tr = NULL;
     ck_assert_int_eq(ag_trace_create(&tr, m, toks, 9, NULL), AG_OK);
-    ag_graph *g = build(tr, tc, 0);
+    ag_graph *g = ag_test_transcoder_graph(tr, tc, 0, 64, NULL, 0);
     ck_assert_msg(g->n_units > 20, "%s: only %lld active features", what, (long long)g->n_units);
     /* 1 */
     double e1 = identity1(g);
@@ -224,7 +174,7 @@ static void check_set(const ag_transcoder *tc, const char *what) {
     ck_assert(fabs(value - g->value[u]) <= 1e-6 * fabs(g->value[u]) + 1e-7);
     free(buf);
     /* a node budget: the rest folds into the error nodes and identity 1 still holds */
-    ag_graph *g2 = build(tr, tc, 25);
+    ag_graph *g2 = ag_test_transcoder_graph(tr, tc, 25, 64, NULL, 0);
     ck_assert_int_eq(g2->n_units, 25);
     double e1b = identity1(g2);
     ck_assert_msg(e1b < 1e-5, "%s: identity 1 with a node budget off by %g", what, e1b);
@@ -240,29 +190,29 @@ static void check_set(const ag_transcoder *tc, const char *what) {
 }
 
 START_TEST(test_plt_identities) {
-    ag_transcoder *tc = random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 48, 3);
+    ag_transcoder *tc = ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 48, 0, 3);
     check_set(tc, "PLT relu mlp_in");
     ag_transcoder_free(tc);
 }
 END_TEST
 
 START_TEST(test_plt_jumprelu_skip_identities) {
-    ag_transcoder *tc = random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_JUMPRELU, AG_READ_RESID_MID, 1, 48, 4);
+    ag_transcoder *tc = ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_JUMPRELU, AG_READ_RESID_MID, 1, 48, 0, 4);
     check_set(tc, "PLT jumprelu resid_mid skip");
     ag_transcoder_free(tc);
 }
 END_TEST
 
 START_TEST(test_clt_identities) {
-    ag_transcoder *tc = random_set(AG_TRANSCODER_CROSS_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 1, 40, 5);
+    ag_transcoder *tc = ag_test_random_transcoder(AG_TRANSCODER_CROSS_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 1, 40, 0, 5);
     check_set(tc, "CLT relu mlp_in skip");
     ag_transcoder_free(tc);
 }
 END_TEST
 
 START_TEST(test_labels_and_json) {
-    ag_model *m = load_stories();
-    ag_transcoder *tc = random_set(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 32, 8);
+    ag_model *m = ag_test_load_model("models/stories260K.bin", NULL);
+    ag_transcoder *tc = ag_test_random_transcoder(AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 0, 32, 0, 8);
     /* attach labels by hand (ag_transcoder_label needs a tokenizer; check_transcoder covers it) */
     size_t n = (size_t)tc->L * tc->F;
     tc->labels.text = calloc(n, sizeof(char *));
@@ -274,7 +224,7 @@ START_TEST(test_labels_and_json) {
     const int32_t toks[6] = {1, 403, 407, 261, 378, 300};
     ag_trace *tr = NULL;
     ck_assert_int_eq(ag_trace_create(&tr, m, toks, 6, NULL), AG_OK);
-    ag_graph *g = build(tr, tc, 0);
+    ag_graph *g = ag_test_transcoder_graph(tr, tc, 0, 64, NULL, 0);
     ag_transcoder_free(tc); /* the graph does not borrow the set */
     ck_assert(g->n_units > 0);
     ag_node_info ni;

@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include <cjson/cJSON.h>
 
 #include "attrgraph.h"
+#include "cli_output.h"
+#include "graph_paths.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define XS_BIN "models/llama2xs_model.bin"
@@ -31,28 +33,6 @@
 static const int32_t ONCE[5] = {1, 403, 407, 261, 378};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static ag_model *load_lib(const char *rel) {
-    ag_model *m = NULL;
-    ag_status st = ag_model_load(&m, ag_test_fixture(rel), NULL);
-    ck_assert_msg(st == AG_OK, "ag_model_load(%s) = %d: %s", rel, (int)st, ag_last_error());
-    return m;
-}
-
-static ag_model_info info_of(const ag_model *m) {
-    ag_model_info in;
-    memset(&in, 0, sizeof in);
-    in.struct_size = sizeof in;
-    ck_assert_int_eq(ag_model_get_info(m, &in), AG_OK);
-    return in;
-}
-
-static ag_trace *trace_of(const ag_model *m, const int32_t *toks, size_t n) {
-    ag_trace *t = NULL;
-    ag_status st = ag_trace_create(&t, m, toks, n, NULL);
-    ck_assert_msg(st == AG_OK, "ag_trace_create = %d: %s", (int)st, ag_last_error());
-    return t;
-}
 
 static ag_graph *graph_of(const ag_trace *t, int32_t max_nodes) {
     ag_graph_options o;
@@ -64,44 +44,15 @@ static ag_graph *graph_of(const ag_trace *t, int32_t max_nodes) {
     return g;
 }
 
-static ag_node_info node_of(const ag_graph *g, size_t i) {
-    ag_node_info ni;
-    memset(&ni, 0, sizeof ni);
-    ni.struct_size = sizeof ni;
-    ck_assert_int_eq(ag_graph_node_info(g, i, &ni), AG_OK);
-    return ni;
-}
-
-/* All edges into (flags AG_EDGES_IN) or out of node i; malloc'ed. */
-static ag_edge *edges_of(const ag_graph *g, size_t i, int32_t flags, size_t *n) {
-    ck_assert_int_eq(ag_graph_node_edges(g, i, flags, 0, NULL, 0, n) == AG_OK || *n > 0, 1);
-    ag_edge *e = malloc((*n ? *n : 1) * sizeof *e);
-    ck_assert_ptr_nonnull(e);
-    if (*n) ck_assert_int_eq(ag_graph_node_edges(g, i, flags, 0, e, *n, n), AG_OK);
-    return e;
-}
-
-static const float *rtensor(const ag_intervention_result *r, ag_tensor_kind k, int32_t layer) {
-    const float *d = NULL;
-    int64_t sh[3];
-    int32_t nd;
-    ck_assert_int_eq(ag_intervention_result_tensor(r, k, layer, 1, &d, sh, &nd), AG_OK);
-    return d;
-}
-
+/* ag_intervene in `mode` (nothing frozen beyond what the mode freezes). */
 static ag_intervention_result *run(const ag_trace *t, const ag_intervention *iv, size_t n, int32_t mode) {
-    ag_intervene_options o;
-    ck_assert_int_eq(AG_INTERVENE_OPTIONS_INIT(o), AG_OK);
-    o.mode = mode;
-    ag_intervention_result *r = NULL;
-    ag_status st = ag_intervene(&r, t, iv, n, &o);
-    ck_assert_msg(st == AG_OK, "ag_intervene = %d: %s", (int)st, ag_last_error());
-    return r;
+    ag_intervene_options o = ag_test_intervene_options(mode, 0, 0, 0);
+    return ag_test_intervene(t, iv, n, &o);
 }
 
 /* The change of graph target node `tn` (a unit's value or a token logit's demeaned logit). */
 static double target_change(const ag_intervention_result *r, const ag_node_info *tn, int Hd, int V) {
-    if (tn->kind == AG_NODE_UNIT) return rtensor(r, AG_TENSOR_NEURONS, tn->layer)[(size_t)tn->position * Hd + tn->index];
+    if (tn->kind == AG_NODE_UNIT) return ag_test_result_tensor(r, AG_TENSOR_NEURONS, tn->layer, 1)[(size_t)tn->position * Hd + tn->index];
     const float *d;
     ck_assert_int_eq(ag_intervention_result_logits(r, -1, 1, &d), AG_OK);
     double mean = 0;
@@ -114,7 +65,7 @@ static unsigned char *unit_nodes(const ag_graph *g, int L, int T, int Hd) {
     unsigned char *b = calloc((size_t)L * T * Hd, 1);
     size_t N = ag_graph_n_nodes(g);
     for (size_t i = 0; i < N; i++) {
-        ag_node_info ni = node_of(g, i);
+        ag_node_info ni = ag_test_node_info(g, i);
         if (ni.kind == AG_NODE_UNIT) b[((size_t)ni.layer * T + ni.position) * Hd + ni.index] = 1;
     }
     return b;
@@ -125,12 +76,12 @@ static unsigned char *unit_nodes(const ag_graph *g, int L, int T, int Hd) {
 /* For sources of every kind, the intervention that adds the source's written vector once more
  * (doubling it) must change every row target (units, logits) by exactly its column of A. */
 static void check_columns(const char *rel, int32_t max_nodes, int n_src_per_kind) {
-    ag_model *m = load_lib(rel);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(rel, NULL);
+    ag_model_info in = ag_test_model_info(m);
     nl_model *nm = nl_load_bin(ag_test_fixture(rel));
     ck_assert_ptr_nonnull(nm);
     const int T = 5, L = in.n_layers, Hd = in.hidden_dim, V = in.vocab_size, D = in.dim;
-    ag_trace *t = trace_of(m, ONCE, T);
+    ag_trace *t = ag_test_trace(m, ONCE, T);
     ag_graph *g = graph_of(t, max_nodes);
     size_t N = ag_graph_n_nodes(g);
     unsigned char *isn = unit_nodes(g, L, T, Hd);
@@ -141,7 +92,7 @@ static void check_columns(const char *rel, int32_t max_nodes, int n_src_per_kind
     /* targets: every node with a row */
     size_t *tg = malloc(N * sizeof *tg), ntg = 0;
     for (size_t i = 0; i < N; i++) {
-        ag_node_info ni = node_of(g, i);
+        ag_node_info ni = ag_test_node_info(g, i);
         if (ni.kind == AG_NODE_UNIT || (ni.kind == AG_NODE_LOGIT && ni.token >= 0)) tg[ntg++] = i;
     }
     double *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
@@ -151,7 +102,7 @@ static void check_columns(const char *rel, int32_t max_nodes, int n_src_per_kind
     /* sources: a deterministic spread over the node list, up to n_src_per_kind of each kind */
     for (size_t k = 0; k < N; k++) {
         size_t s = (k * 7919u + 13u) % N;
-        ag_node_info sn = node_of(g, s);
+        ag_node_info sn = ag_test_node_info(g, s);
         if (sn.kind == AG_NODE_LOGIT || done_kind[sn.kind] >= n_src_per_kind) continue;
         ag_intervention iv;
         memset(&iv, 0, sizeof iv);
@@ -188,14 +139,14 @@ static void check_columns(const char *rel, int32_t max_nodes, int n_src_per_kind
         }
         for (size_t k = 0; k < N; k++) want[k] = 0.0;
         size_t ne;
-        ag_edge *col = edges_of(g, s, AG_EDGES_OUT, &ne);
+        ag_edge *col = ag_test_node_edges(g, s, AG_EDGES_OUT, &ne);
         for (size_t k = 0; k < ne; k++) want[col[k].target] = col[k].weight;
         free(col);
         ag_intervention_result *r = run(t, &iv, 1, AG_INTERVENE_DIRECT);
         double emax = 0, wmax = 0;
         for (size_t k = 0; k < ntg; k++) {
             if (tg[k] == s) continue; /* the doubled unit itself: no self edge */
-            ag_node_info tn = node_of(g, tg[k]);
+            ag_node_info tn = ag_test_node_info(g, tg[k]);
             got[k] = target_change(r, &tn, Hd, V);
             emax = fmax(emax, fabs(got[k] - want[tg[k]]));
             wmax = fmax(wmax, fabs(want[tg[k]]));
@@ -233,42 +184,19 @@ END_TEST
 
 /* ---- linear mode = path sums ------------------------------------------------------------------- */
 
-/* Backward sweep over the graph's rows for one target: G_t = d target / d value_t in the
- * graph's linear model; the total effect of ablating source s is -sum_t G_t A[t, s] (= H_s). */
-static double *total_effects(const ag_graph *g, size_t target) {
-    size_t N = ag_graph_n_nodes(g);
-    double *H = calloc(N, sizeof *H), *G = calloc(N, sizeof *G);
-    G[target] = 1.0;
-    size_t ne;
-    ag_edge *row = edges_of(g, target, AG_EDGES_IN, &ne);
-    for (size_t k = 0; k < ne; k++) H[row[k].source] += row[k].weight;
-    free(row);
-    for (size_t t = N; t-- > 0;) {
-        ag_node_info tn = node_of(g, t);
-        if (tn.kind != AG_NODE_UNIT) continue;
-        G[t] = tn.activation != 0.0 ? H[t] / tn.activation : 0.0;
-        if (G[t] == 0.0) continue;
-        row = edges_of(g, t, AG_EDGES_IN, &ne);
-        for (size_t k = 0; k < ne; k++) H[row[k].source] += G[t] * row[k].weight;
-        free(row);
-    }
-    free(G);
-    return H; /* ablating s changes the target by -H[s] */
-}
-
 START_TEST(test_linear_path_sums) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const int T = 5, Hd = in.hidden_dim, V = in.vocab_size, D = in.dim;
     const int vg = ag_test_under_valgrind();
-    ag_trace *t = trace_of(m, ONCE, T);
+    ag_trace *t = ag_test_trace(m, ONCE, T);
     ag_graph *g = graph_of(t, vg ? 300 : 1200); /* with a budget, units off the graph are held (below) */
     size_t N = ag_graph_n_nodes(g);
     unsigned char *isn = unit_nodes(g, in.n_layers, T, Hd);
     size_t target = N - 1;
-    ag_node_info tn = node_of(g, target);
+    ag_node_info tn = ag_test_node_info(g, target);
     ck_assert_int_eq(tn.kind, AG_NODE_LOGIT);
-    double *H = total_effects(g, target);
+    double *H = ag_test_total_effects(g, target);
     const float *emb;
     int64_t sh[3];
     int32_t nd;
@@ -291,7 +219,7 @@ START_TEST(test_linear_path_sums) {
     int tested = 0;
     double *want = malloc(N * sizeof *want), *gotv = malloc(N * sizeof *gotv);
     for (size_t s = 0; s < N && tested < (vg ? 4 : 40); s++) {
-        ag_node_info sn = node_of(g, s);
+        ag_node_info sn = ag_test_node_info(g, s);
         if (sn.kind == AG_NODE_LOGIT || sn.kind == AG_NODE_ERROR || H[s] == 0.0) continue;
         if (sn.kind == AG_NODE_UNIT && (s % 37) != 0) continue; /* a spread of units, every embedding */
         memset(&iv[0], 0, sizeof *iv);
@@ -330,20 +258,20 @@ END_TEST
 /* ---- ag_graph_validate ---------------------------------------------------------------------- */
 
 START_TEST(test_validate_report) {
-    ag_model *m = load_lib(STORIES_BIN);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
     const int vg = ag_test_under_valgrind();
-    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
     ag_graph *g = graph_of(t, vg ? 300 : 0);
     size_t N = ag_graph_n_nodes(g);
-    double *H = total_effects(g, N - 1);
+    double *H = ag_test_total_effects(g, N - 1);
     /* two groups: the first three units, and a unit with an embedding */
     int64_t members[5];
     int nu = 0;
     for (size_t i = 0; i < N && nu < 4; i++)
-        if (node_of(g, i).kind == AG_NODE_UNIT && H[i] != 0.0 && i % 11 == 0) members[nu++] = (int64_t)i;
+        if (ag_test_node_info(g, i).kind == AG_NODE_UNIT && H[i] != 0.0 && i % 11 == 0) members[nu++] = (int64_t)i;
     ck_assert_int_eq(nu, 4);
     members[4] = (int64_t)N - 2; /* an embedding (the last position's) */
-    ck_assert_int_eq(node_of(g, N - 2).kind, AG_NODE_EMBEDDING);
+    ck_assert_int_eq(ag_test_node_info(g, N - 2).kind, AG_NODE_EMBEDDING);
     int32_t sizes[2] = {3, 2}; /* groups: units 0..2; unit 3 with the embedding */
     const int64_t *all = members;
     ag_validate_options o;
@@ -382,7 +310,7 @@ START_TEST(test_validate_report) {
     /* the groups' direct prediction is the sum of their members' edges to the target */
     {
         size_t ne;
-        ag_edge *row = edges_of(g, N - 1, AG_EDGES_IN, &ne);
+        ag_edge *row = ag_test_node_edges(g, N - 1, AG_EDGES_IN, &ne);
         double sum = 0;
         for (size_t k = 0; k < ne; k++)
             for (int j = 0; j < 3; j++)
@@ -460,7 +388,7 @@ START_TEST(test_validate_report) {
     int errors_seen = 0;
     for (size_t i = 0; i < ag_validation_n_rows(v); i++) {
         ck_assert_int_eq(ag_validation_get_row(v, i, &r), AG_OK);
-        errors_seen += node_of(gb, (size_t)r.node).kind == AG_NODE_ERROR;
+        errors_seen += ag_test_node_info(gb, (size_t)r.node).kind == AG_NODE_ERROR;
     }
     if (!vg) ck_assert_int_ge(errors_seen, 1);
     ck_assert_int_eq(ag_validation_get_stats(v, AG_VALIDATE_LINEAR, 1, &s), AG_OK);
@@ -479,10 +407,10 @@ END_TEST
 /* ---- logit-difference and direction targets ------------------------------------------------- */
 
 static void check_virtual_target(const ag_graph_target *tg) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_model_info in = info_of(m);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model_info in = ag_test_model_info(m);
     const int vg = ag_test_under_valgrind(), V = in.vocab_size, D = in.dim;
-    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
     ag_graph_options go;
     ck_assert_int_eq(AG_GRAPH_OPTIONS_INIT(go), AG_OK);
     go.max_feature_nodes = vg ? 300 : 0;
@@ -491,10 +419,10 @@ static void check_virtual_target(const ag_graph_target *tg) {
     ag_graph *g = NULL;
     ck_assert_int_eq(ag_graph_build(&g, t, &go), AG_OK);
     size_t N = ag_graph_n_nodes(g);
-    ag_node_info tn = node_of(g, N - 1);
+    ag_node_info tn = ag_test_node_info(g, N - 1);
     ck_assert_int_eq(tn.kind, AG_NODE_LOGIT);
     ck_assert_int_eq(tn.token, -1); /* a virtual target */
-    double *H = total_effects(g, N - 1);
+    double *H = ag_test_total_effects(g, N - 1);
     ag_validate_options o;
     ck_assert_int_eq(AG_VALIDATE_OPTIONS_INIT(o), AG_OK);
     o.top_k = vg ? 4 : 15; /* target -1: the only logit node */
@@ -514,7 +442,7 @@ static void check_virtual_target(const ag_graph_target *tg) {
         ck_assert_msg(fabs(r.measured_direct - r.predicted_direct) <= 1e-4 * fmax(1e-3, fabs(r.predicted_direct)),
                       "kind %d row %zu: direct %.9g vs edge %.9g", tg->kind, i, r.measured_direct, r.predicted_direct);
         /* the measured changes are the target's own: the same ablation through ag_intervene */
-        ag_node_info sn = node_of(g, (size_t)r.node);
+        ag_node_info sn = ag_test_node_info(g, (size_t)r.node);
         if (sn.kind != AG_NODE_UNIT && sn.kind != AG_NODE_EMBEDDING) continue;
         const float *emb;
         int64_t sh[3];
@@ -609,8 +537,8 @@ static void expect_bad(const ag_graph *g, const ag_trace *t, const ag_validate_o
 }
 
 START_TEST(test_validate_bad_arguments) {
-    ag_model *m = load_lib(STORIES_BIN);
-    ag_trace *t = trace_of(m, ONCE, 5);
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_trace *t = ag_test_trace(m, ONCE, 5);
     ag_graph *g = graph_of(t, 100);
     size_t N = ag_graph_n_nodes(g);
     ag_validate_options o;
@@ -645,7 +573,7 @@ START_TEST(test_validate_bad_arguments) {
     expect_bad(g, t, &o, "twice");
     /* a different trace */
     int32_t other[5] = {1, 403, 407, 261, 379};
-    ag_trace *t2 = trace_of(m, other, 5), *t3 = trace_of(m, ONCE, 4);
+    ag_trace *t2 = ag_test_trace(m, other, 5), *t3 = ag_test_trace(m, ONCE, 4);
     expect_bad(g, t2, NULL, "trace");
     expect_bad(g, t3, NULL, "trace");
     ag_validation *v = (ag_validation *)0x1;
@@ -668,33 +596,13 @@ END_TEST
 /* ---- attrgraph validate ------------------------------------------------------------------------ */
 
 #ifdef AG_CLI_PATH
-static char *run_cli(const char *args, int *code) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", AG_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[n] = '\0';
-    int st = pclose(p);
-    *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    return buf;
-}
 
 START_TEST(test_cli_validate) {
     char args[1024];
     int code;
     snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407,261,378 -k 6 --max-feature-nodes %d -q", ag_test_fixture(STORIES_BIN),
              ag_test_under_valgrind() ? 200 : 0);
-    char *out = run_cli(args, &code);
+    char *out = ag_test_cli_output(args, &code);
     ck_assert_msg(code == 0, "attrgraph validate exited %d", code);
     cJSON *root = cJSON_Parse(out);
     ck_assert_msg(root != NULL, "not JSON: %.200s", out);
@@ -709,7 +617,7 @@ START_TEST(test_cli_validate) {
     /* a group by node ids, one mode, a chosen target */
     snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407,261,378 -k 2 --modes linear --target 261 --group 0_5_0,E_403_1 -q",
              ag_test_fixture(STORIES_BIN));
-    out = run_cli(args, &code);
+    out = ag_test_cli_output(args, &code);
     ck_assert_int_eq(code, 0);
     root = cJSON_Parse(out);
     ck_assert_ptr_nonnull(root);
@@ -722,7 +630,7 @@ START_TEST(test_cli_validate) {
     const char *bad[3] = {"--group 9_9_9", "--modes sideways", "-k -1"};
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407 %s", ag_test_fixture(STORIES_BIN), bad[i]);
-        out = run_cli(args, &code);
+        out = ag_test_cli_output(args, &code);
         ck_assert_msg(code != 0, "'%s' should fail", bad[i]);
         free(out);
     }

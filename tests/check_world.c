@@ -18,18 +18,9 @@
 #include "io/gguf_write.h"
 #include "model/model.h"
 #include "naive_llama.h"
+#include "scratch_dir.h"
 #include "train/train.h"
 #include "world/world.h"
-
-static char g_tmp[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_tmp, name);
-    return buf[k];
-}
 
 /* A world model with random weights (so that writers have something to write). */
 static ag_model *random_world_model(const agi_world *w, int shared) {
@@ -224,7 +215,7 @@ START_TEST(test_world_tokenizer_roundtrip) {
     agi_world *w;
     ck_assert_int_eq(agi_world_create(&w, 1, "test"), AG_OK);
     ag_model *m = random_world_model(w, 0);
-    const char *path = tmp_path("world.gguf");
+    const char *path = ag_test_scratch_path("world.gguf");
     ck_assert_int_eq(ag_model_save(m, path, AG_FORMAT_GGUF), AG_OK);
     ag_model_free(m);
     ck_assert_msg(ag_model_load(&m, path, NULL) == AG_OK, "%s", ag_last_error());
@@ -325,7 +316,7 @@ START_TEST(test_save_stories) {
     o.tokenizer_path = ag_test_fixture("models/tok512.bin");
     ag_model *m, *g, *b, *ref;
     ck_assert_msg(ag_model_load(&m, ag_test_fixture("models/stories260K.bin"), &o) == AG_OK, "%s", ag_last_error());
-    const char *pg = tmp_path("s.gguf"), *pb = tmp_path("s.bin"), *pt = tmp_path("t.bin");
+    const char *pg = ag_test_scratch_path("s.gguf"), *pb = ag_test_scratch_path("s.bin"), *pt = ag_test_scratch_path("t.bin");
     ck_assert_int_eq(ag_model_save(m, pg, AG_FORMAT_GGUF), AG_OK);
     ck_assert_int_eq(ag_model_save(m, pb, AG_FORMAT_LLAMA2C), AG_OK);
     ck_assert_int_eq(ag_model_save_tokenizer(m, pt), AG_OK);
@@ -405,7 +396,7 @@ START_TEST(test_world_model_llama2c_oracle) {
     ck_assert_int_eq(agi_world_create(&w, 1, "test"), AG_OK);
     for (int shared = 0; shared < 2; shared++) {
         ag_model *m = random_world_model(w, shared);
-        const char *pb = tmp_path("w.bin");
+        const char *pb = ag_test_scratch_path("w.bin");
         ck_assert_int_eq(ag_model_save(m, pb, AG_FORMAT_LLAMA2C), AG_OK);
         nl_model *nm = nl_load_bin(pb);
         ck_assert_ptr_nonnull(nm);
@@ -467,13 +458,11 @@ static Suite *world_suite(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof g_tmp, "%s/ag_world_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(g_tmp)) return EXIT_FAILURE;
+    if (ag_test_scratch_create("world") != 0) return EXIT_FAILURE;
     SRunner *sr = srunner_create(world_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    rmdir(g_tmp);
+    ag_test_scratch_remove();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -3,7 +3,8 @@
  * at the trace's values, the model is linear (and, without biases, homogeneous) in the
  * activations of any site, so f = sum_i J_i z_i exactly, J the frozen model's Jacobian at the
  * site: the attributions z ⊙ J sum to the target's value. That is the gradient method run
- * through agi_backward with the freeze flags (norms, attention OV path only, gates).
+ * through agi_backward with the freeze flags (norms, attention OV path only, gates):
+ * agi_site_gradient_vjp (gradient.c) with frozen = 1.
  *
  * Residual sites (embed, resid.L, mid.L) carry everything: the sum is f. The branch sites
  * (attn.L, mlp.L) carry only what flows through the branch; the skipping residual's share is
@@ -13,97 +14,18 @@
  *
  * Targets must be linear in the frozen model: logit, demeaned logit, logit difference,
  * direction, unit. Log-probabilities and probabilities are not (AG_ERR_UNSUPPORTED). */
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
 #include "core/core.h"
 #include "methods/method.h"
 
-
 static ag_status dec_vjp(void *state, const agi_target *targets, int B, agi_method_result *res) {
-    agi_site_state *s = state;
-    const ag_trace *tr = s->trace;
-    const ag_model *m = tr->model;
-    const agi_config *c = &m->cfg;
-    const char *func = s->func;
-    size_t n = agi_site_size(tr, s->site_kind);
+    const agi_site_state *s = state;
     for (int b = 0; b < B; b++)
         if (targets[b].kind == AG_TARGET_LOGPROB || targets[b].kind == AG_TARGET_PROB)
-            return agi_error(AG_ERR_UNSUPPORTED, func,
+            return agi_error(AG_ERR_UNSUPPORTED, s->func,
                              "the decomposition method needs a target that is linear in the frozen model "
                              "(logit, demeaned-logit, logit difference, direction or unit), not a %s",
                              targets[b].kind == AG_TARGET_PROB ? "probability" : "log-probability");
-    double t0 = agi_now_seconds();
-    agi_target_ctx tc;
-    ag_status st = agi_target_ctx_init(&tc, m, func);
-    if (st != AG_OK) return st;
-    int wmax = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
-    int branch = s->site_kind == AG_SITE_MLP || s->site_kind == AG_SITE_ATTN;
-    size_t n_rest = (size_t)tr->acts.T * (size_t)c->dim;
-    agi_seed *seeds = agi_calloc((size_t)B, sizeof *seeds, func);
-    float *seedv = agi_calloc((size_t)B * (size_t)wmax, sizeof(float), func);
-    float *grad = res->gradient ? res->gradient : agi_malloc((size_t)B * n * sizeof(float), func);
-    float *grest = branch ? agi_malloc((size_t)B * n_rest * sizeof(float), func) : NULL;
-    agi_backward bw = {0};
-    if (!seeds || !seedv || !grad || (branch && !grest)) {
-        st = AG_ERR_OUT_OF_MEMORY;
-        goto done;
-    }
-    for (int b = 0; b < B; b++) {
-        st = agi_target_eval(&tc, &tr->acts, 0, &targets[b], &res->target_value[b], seedv + (size_t)b * wmax, func);
-        if (st != AG_OK) goto done;
-        res->baseline_value[b] = 0.0;
-        seeds[b] = (agi_seed){b, agi_target_station(c, &targets[b]), targets[b].position, 1.0f, seedv + (size_t)b * wmax};
-    }
-    double t1 = agi_now_seconds();
-    st = agi_backward_init(&bw, m, &tr->acts, B, func);
-    if (st != AG_OK) goto done;
-    bw.flags = AGI_BW_FREEZE_NORMS | AGI_BW_FREEZE_ATTN | AGI_BW_FREEZE_GATES;
-    agi_backward_run(&bw, seeds, B, s->site_kind, s->site_layer, grad);
-    if (branch) {
-        /* the skipping residual: J after the branch · the residual before it */
-        int after_kind = s->site_kind == AG_SITE_MLP ? AG_SITE_RESID : AG_SITE_MID;
-        int after_layer = s->site_kind == AG_SITE_MLP ? s->site_layer + 1 : s->site_layer;
-        agi_backward_run(&bw, seeds, B, after_kind, after_layer, grest);
-        const float *skip = s->site_kind == AG_SITE_MLP ? AGI_LROW(&tr->acts, xmid, s->site_layer, c->dim)
-                                                        : AGI_LROW(&tr->acts, x, s->site_layer, c->dim);
-        for (int b = 0; b < B; b++) {
-            double acc = 0.0;
-            const float *gr = grest + (size_t)b * n_rest;
-            for (size_t i = 0; i < n_rest; i++) acc += (double)gr[i] * skip[i];
-            res->baseline_value[b] = acc;
-        }
-    }
-    double t2 = agi_now_seconds();
-    const float *z = agi_site_ptr(&tr->acts, c, s->site_kind, s->site_layer, 0);
-    for (int b = 0; b < B; b++) {
-        const float *g = grad + (size_t)b * n;
-        float *v = res->values + (size_t)b * n;
-        for (size_t i = 0; i < n; i++) {
-            if (!isfinite(g[i])) {
-                st = agi_error(AG_ERR_NUMERIC, func, "the frozen gradient is not finite at element %zu", i);
-                goto done;
-            }
-            v[i] = g[i] * z[i];
-        }
-    }
-    res->has_gradient = res->gradient != NULL;
-    res->stats.evaluations += 1;
-    res->stats.rounds += 1;
-    if (res->stats.batch_size < B) res->stats.batch_size = B;
-    res->stats.forward_seconds += t1 - t0;
-    res->stats.backward_seconds += t2 - t1;
-    res->stats.backward_flops += bw.flops;
-done:
-    agi_backward_free(&bw);
-    if (grad != res->gradient) free(grad);
-    free(grest);
-    free(seeds);
-    free(seedv);
-    agi_target_ctx_free(&tc);
-    return st;
+    return agi_site_gradient_vjp(state, targets, B, res, 1);
 }
 
 const agi_method agi_method_decomposition = {"decomposition", AG_METHOD_DECOMPOSITION, agi_site_state_prepare, dec_vjp,

@@ -108,6 +108,13 @@ extern const agi_method agi_method_ig;
 extern const agi_method agi_method_path;
 extern const agi_method agi_method_decomposition;
 
+/* Attributions g ⊙ z of B targets to the site of an agi_site_state, g = df/dz from one batched
+ * reverse pass (gradient.c): in the real model (frozen = 0: the gradient method; baseline_value
+ * NAN), or in the local replacement model with norms, attention and gates frozen at the trace's
+ * values (frozen = 1: the decomposition method; baseline_value 0 at residual sites, the
+ * skipping residual's share J(after the branch) · (residual before it) at attn / mlp sites). */
+ag_status agi_site_gradient_vjp(void *state, const agi_target *targets, int B, agi_method_result *res, int frozen);
+
 /* Site geometry of a trace: rows T, row width, total floats. */
 size_t agi_site_size(const ag_trace *trace, int site_kind);
 
