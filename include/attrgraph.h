@@ -1220,14 +1220,14 @@ typedef struct ag_train_options {
     int32_t dim;               /**< default 96 */
     int32_t hidden_dim;        /**< default 256 */
     int32_t n_layers;          /**< default 4 */
-    int32_t n_heads;           /**< default 4 */
-    int32_t n_kv_heads;        /**< default 4 */
+    int32_t n_heads;           /**< default 8 */
+    int32_t n_kv_heads;        /**< default 8 */
     int32_t seq_len;           /**< training context, default 64 */
     int32_t shared_classifier; /**< 1: the classifier is the embedding (default 0) */
     /* optimisation: AdamW, linear warm-up then cosine decay, global-norm clipping */
     uint64_t seed;             /**< initialisation seed (default 1) */
     int32_t batch_size;        /**< sequences per step (default 32) */
-    int64_t steps;             /**< default 3000 */
+    int64_t steps;             /**< default 4000 */
     int64_t warmup_steps;      /**< default 100 */
     float learning_rate;       /**< peak, default 2e-3 */
     float min_learning_rate;   /**< end of the cosine, default 1e-4 */

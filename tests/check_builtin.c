@@ -3,17 +3,16 @@
  *  - it is compiled in, loads through ag_model_load_builtin, uses the world's vocabulary, and
  *    the CLI uses it when -m is absent;
  *  - held-out greedy accuracy (ag_world_evaluate) on the tasks it has learned;
- *  - induction: in the attribution graph of a repeated sequence, the largest direct input to
- *    the predicted token's logit comes from the earlier occurrence of that token (the copy
- *    source of the induction head), summed over the nodes at each position;
+ *  - induction: in the attribution graph of a repeated sequence, the predicted token's logit
+ *    gets the most influence through the earlier occurrence of that token (the copy source of
+ *    the induction head): graph influence summed over the nodes at each position;
  *  - recall: gradient x input and integrated gradients at `embed` put the most weight on the
- *    subject (the country in "the capital of K is");
+ *    subject (the country in "the capital of K is"; see embed_attribution for the measure);
  *  - retrieval + fact ("P lives in C. ... P lives in the country of"): the graph's influence
  *    runs through the city's position, units there or downstream promote the country through
  *    the unembedding, ablating them changes the answer, and gradient/IG weight the city most.
- *    These checks, and the recall ones, run only when the built-in model solves the task
- *    (held-out accuracy >= 95 %); the committed model does not yet (README "The built-in
- *    model"), so they print SKIPPED with the accuracy and return.
+ *  The issue's accuracy target (>= 95 % held-out on induction, retrieval + fact and one-hop) is
+ *  asserted; two-hop (a stretch goal the model does not learn) is only reported.
  * Heavy parts shrink under valgrind (AG_UNDER_VALGRIND). */
 #include <check.h>
 #include <math.h>
@@ -42,29 +41,73 @@ static agi_world *world(void) {
     return w;
 }
 
-/* Per-position sums of the attributions at `embed` (gradient x input or IG) for `token`. */
-static void embed_attribution(const ag_trace *tr, int32_t method, int32_t token, double *per_pos) {
+/* How much weight gradient x input or IG at `embed` puts on each position, for the contrast
+ * "answer rather than the runner-up" (the logit difference of `token` and `token_b`, the most
+ * likely other answer of the same kind): the L2 norm of each position's attribution row.
+ *
+ * Why this form (measured on the committed model; README "The built-in model" has the
+ * figures): the signed sum of a row cancels, and a single logit with a zero baseline
+ * credits BOS and the function words ("the", "of"), which every answer of the kind needs
+ * alike; the contrast removes what all answers share, and the magnitude does not cancel.
+ * IG's baseline is the blank prompt: BOS, then <unk> at every other position (BOS kept, since
+ * zeroing the attention sink moves every position's output, not just one token's). */
+static void embed_attribution(const ag_trace *tr, int32_t method, int32_t token, int32_t token_b, const int32_t *tok,
+                              int n, double *per_pos) {
     ag_attribute_options o;
     AG_ATTRIBUTE_OPTIONS_INIT(o);
     o.method = method;
     o.site_kind = AG_SITE_EMBED;
+    o.target_kind = AG_TARGET_LOGIT_DIFF;
     o.target_token = token;
-    if (method == AG_METHOD_IG) { /* adaptive: at embed with a zero baseline fixed rules miss completeness by far */
+    o.target_token_b = token_b;
+    int32_t blank[MAXT];
+    if (method == AG_METHOD_IG) { /* adaptive: at embed fixed rules miss completeness by far */
         o.quadrature = ag_test_under_valgrind() ? AG_QUAD_GAUSS_LEGENDRE : AG_QUAD_ADAPTIVE;
         o.steps = ag_test_under_valgrind() ? 4 : 8;
+        blank[0] = tok[0];
+        for (int i = 1; i < n; i++) blank[i] = AGI_TOK_UNK;
+        o.baseline_kind = AG_BASELINE_TOKENS;
+        o.baseline_tokens = blank;
     }
     ag_attribution *a;
     ck_assert_msg(ag_attribute(tr, &o, &a) == AG_OK, "%s", ag_last_error());
     int64_t sh[3];
     int32_t nd;
     ck_assert_int_eq(ag_attribution_shape(a, sh, &nd), AG_OK);
+    ck_assert_int_eq(sh[0], n);
     const float *v = ag_attribution_values(a);
     for (int64_t p = 0; p < sh[0]; p++) {
         double s = 0;
-        for (int64_t i = 0; i < sh[1]; i++) s += v[p * sh[1] + i];
-        per_pos[p] = s;
+        for (int64_t i = 0; i < sh[1]; i++) s += (double)v[p * sh[1] + i] * v[p * sh[1] + i];
+        per_pos[p] = sqrt(s);
     }
     ag_attribution_free(a);
+}
+
+/* The candidate (other than `answer`) with the largest logit at position `pos`. */
+static int32_t runner_up(const ag_trace *tr, int pos, const int32_t *cands, int n_cands, int32_t answer) {
+    const float *lg;
+    int64_t sh[3];
+    int32_t nd;
+    ck_assert_int_eq(ag_trace_tensor(tr, AG_TENSOR_LOGITS, 0, &lg, sh, &nd), AG_OK);
+    const float *r = lg + (size_t)pos * (size_t)sh[1];
+    int32_t b = -1;
+    for (int i = 0; i < n_cands; i++)
+        if (cands[i] != answer && (b < 0 || r[cands[i]] > r[b])) b = cands[i];
+    return b;
+}
+
+/* Graph influence summed over the nodes at each position (logit nodes left out). */
+static void influence_by_position(const ag_graph *g, double *per_pos, int T) {
+    for (int p = 0; p < T; p++) per_pos[p] = 0;
+    size_t nn = ag_graph_n_nodes(g);
+    for (size_t i = 0; i < nn; i++) {
+        ag_node_info ni;
+        ni.struct_size = sizeof ni;
+        ck_assert_int_eq(ag_graph_node_info(g, i, &ni), AG_OK);
+        if (ni.kind != AG_NODE_LOGIT && ni.position >= 0 && ni.position < T && isfinite(ni.influence_raw))
+            per_pos[ni.position] += ni.influence_raw;
+    }
 }
 
 /* argmax over positions [from, to) */
@@ -88,31 +131,6 @@ static ag_graph *graph_for(const ag_trace *tr, int32_t token) {
     ag_graph *g;
     ck_assert_msg(ag_graph_build(&g, tr, &go) == AG_OK, "%s", ag_last_error());
     return g;
-}
-
-/* The signed sum of the direct edges into the logit node, per source position. */
-static void logit_inputs_by_position(const ag_graph *g, double *per_pos, int T) {
-    size_t n = ag_graph_n_nodes(g), logit = n;
-    for (size_t i = 0; i < n; i++) {
-        ag_node_info ni;
-        ni.struct_size = sizeof ni;
-        ck_assert_int_eq(ag_graph_node_info(g, i, &ni), AG_OK);
-        if (ni.kind == AG_NODE_LOGIT) logit = i;
-    }
-    ck_assert(logit < n);
-    size_t ne;
-    ck_assert_int_eq(ag_graph_node_edges(g, logit, AG_EDGES_IN, 0, NULL, 0, &ne), AG_ERR_BUFFER_TOO_SMALL);
-    ag_edge *e = malloc((ne + 1) * sizeof *e);
-    ck_assert_int_eq(ag_graph_node_edges(g, logit, AG_EDGES_IN, 0, e, ne, &ne), AG_OK);
-    for (int p = 0; p < T; p++) per_pos[p] = 0;
-    for (size_t k = 0; k < ne; k++) {
-        ag_node_info ni;
-        ni.struct_size = sizeof ni;
-        ck_assert_int_eq(ag_graph_node_info(g, (size_t)e[k].source, &ni), AG_OK);
-        ck_assert(ni.position >= 0 && ni.position < T);
-        per_pos[ni.position] += e[k].weight;
-    }
-    free(e);
 }
 
 static int top_token(const ag_trace *tr, int pos) {
@@ -183,13 +201,11 @@ START_TEST(test_accuracy) {
     fprintf(stderr, "built-in model, %d held-out prompts per task: induction %.3f retrieval %.3f one-hop %.3f two-hop %.3f city %.3f\n",
             n, e.accuracy[AG_WORLD_INDUCTION], e.accuracy[AG_WORLD_RETRIEVAL], e.accuracy[AG_WORLD_ONE_HOP],
             e.accuracy[AG_WORLD_TWO_HOP], e.accuracy[AG_WORLD_CITY]);
-    /* Issue 5 asks for >= 95 % on induction, retrieval + fact and one-hop. The committed model
-     * reaches it on induction only (README "The built-in model"); the others are reported. */
-    ck_assert_msg(e.accuracy[AG_WORLD_INDUCTION] >= 0.95, "induction accuracy %.3f", e.accuracy[AG_WORLD_INDUCTION]);
-    for (int t = AG_WORLD_RETRIEVAL; t <= AG_WORLD_ONE_HOP; t++)
-        if (e.accuracy[t] < 0.95)
-            fprintf(stderr, "test_accuracy: NOTE: %s accuracy %.3f is below the 0.95 target\n", t == AG_WORLD_RETRIEVAL ? "retrieval" : "one-hop",
-                    e.accuracy[t]);
+    /* Issue 5: >= 95 % on induction, retrieval + fact and one-hop, all held out. */
+    const double bar = 0.95;
+    ck_assert_msg(e.accuracy[AG_WORLD_INDUCTION] >= bar, "induction accuracy %.3f", e.accuracy[AG_WORLD_INDUCTION]);
+    ck_assert_msg(e.accuracy[AG_WORLD_RETRIEVAL] >= bar, "retrieval accuracy %.3f", e.accuracy[AG_WORLD_RETRIEVAL]);
+    ck_assert_msg(e.accuracy[AG_WORLD_ONE_HOP] >= bar, "one-hop accuracy %.3f", e.accuracy[AG_WORLD_ONE_HOP]);
     ag_model_free(m);
 }
 END_TEST
@@ -217,19 +233,19 @@ START_TEST(test_induction_circuit) {
         n_run++;
         ag_graph *g = graph_for(tr, ans[k - 1]);
         double by_pos[MAXT];
-        logit_inputs_by_position(g, by_pos, n);
+        influence_by_position(g, by_pos, n);
         /* among the context positions: BOS (the attention sink, a constant input) and the
          * last position (where every path lands) excluded */
         int best = argmax(by_pos, 1, n - 1);
         if (best == earlier) n_ok++;
         else
-            fprintf(stderr, "induction prompt %d: largest input from position %d (%.3f), earlier occurrence %d (%.3f)\n", idx,
+            fprintf(stderr, "induction prompt %d: most influence at position %d (%.3f), earlier occurrence %d (%.3f)\n", idx,
                     best, by_pos[best], earlier, by_pos[earlier]);
         ag_graph_free(g);
         ag_trace_free(tr);
     }
     ck_assert_int_ge(n_run, (n_prompts + 1) / 2);
-    ck_assert_msg(n_ok == n_run, "%d of %d induction graphs take their largest input from the earlier occurrence", n_ok, n_run);
+    ck_assert_msg(n_ok == n_run, "%d of %d induction graphs have their most influential position at the earlier occurrence", n_ok, n_run);
     agi_world_free(w);
     ag_model_free(m);
 }
@@ -239,16 +255,9 @@ END_TEST
 
 START_TEST(test_recall_attribution) {
     ag_model *m = builtin();
-    ag_world_eval e;
-    e.struct_size = sizeof e;
-    ck_assert_int_eq(ag_world_evaluate(m, AG_BUILTIN_WORLD_SEED, ag_test_under_valgrind() ? 8 : 200, &e), AG_OK);
-    if (e.accuracy[AG_WORLD_ONE_HOP] < 0.95) {
-        fprintf(stderr, "test_recall_attribution: SKIPPED: the built-in model's one-hop accuracy is %.3f < 0.95 "
-                        "(the recall circuit is not reliable yet)\n", e.accuracy[AG_WORLD_ONE_HOP]);
-        ag_model_free(m);
-        return;
-    }
     agi_world *w = world();
+    int32_t cities[AGI_WORLD_CITIES];
+    for (int c = 0; c < AGI_WORLD_CITIES; c++) cities[c] = agi_world_city_tok(w, c);
     /* the bare question for every country: BOS the capital of K is */
     int n_prompts = ag_test_under_valgrind() ? 1 : AGI_WORLD_COUNTRIES, n_run = 0, ok_g = 0, ok_ig = 0;
     for (int k = 0; k < n_prompts; k++) {
@@ -263,8 +272,9 @@ START_TEST(test_recall_attribution) {
         }
         n_run++;
         double g[MAXT], ig[MAXT];
-        embed_attribution(tr, AG_METHOD_GRADIENT, answer, g);
-        embed_attribution(tr, AG_METHOD_IG, answer, ig);
+        int32_t other = runner_up(tr, n - 1, cities, AGI_WORLD_CITIES, answer);
+        embed_attribution(tr, AG_METHOD_GRADIENT, answer, other, tok, n, g);
+        embed_attribution(tr, AG_METHOD_IG, answer, other, tok, n, ig);
         /* over the prompt's words before the last one (BOS excluded) */
         ok_g += argmax(g, 1, n - 1) == subject;
         ok_ig += argmax(ig, 1, n - 1) == subject;
@@ -287,16 +297,9 @@ END_TEST
 
 START_TEST(test_retrieval_circuit) {
     ag_model *m = builtin();
-    ag_world_eval e;
-    e.struct_size = sizeof e;
-    ck_assert_int_eq(ag_world_evaluate(m, AG_BUILTIN_WORLD_SEED, ag_test_under_valgrind() ? 8 : 200, &e), AG_OK);
-    if (e.accuracy[AG_WORLD_RETRIEVAL] < 0.95) {
-        fprintf(stderr, "test_retrieval_circuit: SKIPPED: the built-in model's retrieval accuracy is %.3f < 0.95 "
-                        "(the retrieval circuit is not learned yet)\n", e.accuracy[AG_WORLD_RETRIEVAL]);
-        ag_model_free(m);
-        return;
-    }
     agi_world *w = world();
+    int32_t countries[AGI_WORLD_COUNTRIES];
+    for (int k = 0; k < AGI_WORLD_COUNTRIES; k++) countries[k] = agi_world_country_tok(w, k);
     const agi_config *c = &m->cfg;
     int D = c->dim, Hd = c->hidden_dim;
     int n_prompts = ag_test_under_valgrind() ? 1 : 6, n_run = 0;
@@ -315,15 +318,9 @@ START_TEST(test_retrieval_circuit) {
         /* (1) influence: among the context positions (before the question), the city's */
         ag_graph *g = graph_for(tr, ans[0]);
         int q0 = n - 6; /* "P lives in the country of" */
-        double infl[MAXT] = {0};
+        double infl[MAXT];
+        influence_by_position(g, infl, n);
         size_t nn = ag_graph_n_nodes(g);
-        for (size_t i = 0; i < nn; i++) {
-            ag_node_info ni;
-            ni.struct_size = sizeof ni;
-            ck_assert_int_eq(ag_graph_node_info(g, i, &ni), AG_OK);
-            if (ni.kind != AG_NODE_LOGIT && ni.position >= 0 && ni.position < n && isfinite(ni.influence_raw))
-                infl[ni.position] += ni.influence_raw;
-        }
         ck_assert_msg(argmax(infl, 1, q0) == city_pos, "prompt %d: influence peaks at %d, city at %d", idx, argmax(infl, 1, q0),
                       city_pos);
         /* (2) the kept units at the city's position and at the last position, read through the
@@ -368,8 +365,9 @@ START_TEST(test_retrieval_circuit) {
         ag_intervention_result_free(res);
         /* (4) gradient x input and IG at embed weight the city most among the context words */
         double gr[MAXT], ig[MAXT];
-        embed_attribution(tr, AG_METHOD_GRADIENT, ans[0], gr);
-        embed_attribution(tr, AG_METHOD_IG, ans[0], ig);
+        int32_t other = runner_up(tr, n - 1, countries, AGI_WORLD_COUNTRIES, ans[0]);
+        embed_attribution(tr, AG_METHOD_GRADIENT, ans[0], other, tok, n, gr);
+        embed_attribution(tr, AG_METHOD_IG, ans[0], other, tok, n, ig);
         ck_assert_int_eq(argmax(gr, 1, q0), city_pos);
         ck_assert_int_eq(argmax(ig, 1, q0), city_pos);
         ag_graph_free(g);

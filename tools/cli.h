@@ -85,6 +85,8 @@ typedef struct cli_command {
 extern const cli_command cli_cmd_info, cli_cmd_tokenize, cli_cmd_generate, cli_cmd_logits;
 extern const cli_command cli_cmd_intervene, cli_cmd_validate;
 extern const cli_command cli_cmd_show;
+/* cmd_show.c: print the n_paths strongest paths to each target logit of a graph JSON file. */
+int cli_show_top_paths(FILE *f, const char *cmd, const char *path, int n_paths);
 extern const cli_command cli_cmd_graph;
 extern const cli_command cli_cmd_transcoder;
 extern const cli_command cli_cmd_attribute;

@@ -121,6 +121,8 @@ static int run_graph(cli_args *a) {
                 (long long)gi.n_kept_nodes, (long long)gi.n_kept_edges, gi.replacement_score, gi.completeness_score,
                 gi.completeness_score_units_only, gi.seconds_total);
     }
+    /* the answer in text: the 3 strongest paths to each target (attrgraph show G.json has more) */
+    if (!rc && !quiet && out_json) rc = cli_show_top_paths(stdout, cmd, out_json, 3);
     ag_graph_free(g);
     ag_transcoder_free(tcs);
     ag_trace_free(t);
@@ -158,5 +160,6 @@ const cli_command cli_cmd_graph = {
     "--html writes the interactive viewer: one self-contained HTML file (no network, opens\n"
     "from file://) with the same JSON embedded.\n"
     "Progress goes to stderr: a bar with ETA on a terminal, plain lines otherwise (-q: none);\n"
-    "Ctrl-C stops the build cleanly (exit status 130).\n",
+    "Ctrl-C stops the build cleanly (exit status 130). Then it prints the 3 strongest paths to each\n"
+    "target logit on stdout (as attrgraph show G.json --paths 3 does; -q: not printed).\n",
     run_graph};

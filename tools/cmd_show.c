@@ -519,6 +519,35 @@ static void print_summary(FILE *f, const show_graph *g, const char *path, int n_
     free(order);
 }
 
+/* The strongest path to each target logit of the graph JSON at `path` (attrgraph graph prints
+ * it after writing the JSON, so the main job shows its answer in text). */
+int cli_show_top_paths(FILE *f, const char *cmd, const char *path, int n_paths) {
+    char *buf = NULL;
+    size_t len = 0;
+    if (read_file(path, &buf, &len)) return cli_fail(cmd, "%s: cannot read the file", path);
+    show_graph g;
+    int rc = graph_load(&g, cmd, path, buf, len);
+    size_t *order = rc ? NULL : malloc((g.nn ? g.nn : 1) * sizeof *order);
+    if (!rc && !order) rc = cli_fail(cmd, "out of memory");
+    if (!rc) {
+        size_t n_order = topo_order(&g, order);
+        for (size_t i = 0; i < g.nn && !rc; i++) {
+            const show_node *n = &g.n[i];
+            if (n->kind != K_LOGIT || !n->target) continue;
+            fprintf(f, "top path%s to ", n_paths > 1 ? "s" : "");
+            put_node(f, &g, n);
+            fputs(" p=", f);
+            put_num(f, n->prob);
+            fputs(" (share of the logit's |input| along the path; link weights in parentheses):\n", f);
+            if (print_paths(f, &g, i, n_paths, order, n_order)) rc = cli_fail(cmd, "out of memory");
+        }
+    }
+    free(order);
+    graph_free(&g);
+    free(buf);
+    return rc;
+}
+
 static int run_show(cli_args *a) {
     const char *cmd = "show";
     long long n_paths = 5, n_top = 8;

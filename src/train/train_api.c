@@ -25,13 +25,13 @@ ag_status ag_train_options_init(ag_train_options *opts, size_t struct_size) {
     d.dim = 96;
     d.hidden_dim = 256;
     d.n_layers = 4;
-    d.n_heads = 4;
-    d.n_kv_heads = 4;
+    d.n_heads = 8;
+    d.n_kv_heads = 8;
     d.seq_len = 64;
     d.shared_classifier = 0;
     d.seed = 1;
     d.batch_size = 32;
-    d.steps = 3000;
+    d.steps = 4000;
     d.warmup_steps = 100;
     d.learning_rate = 2e-3f;
     d.min_learning_rate = 1e-4f;

@@ -484,7 +484,7 @@ static int pick_person(agi_rng *r, const unsigned char *used) {
 
 /* ---- training sequences ---------------------------------------------------------------- */
 
-#define MAX_INTRO 4
+#define MAX_INTRO 6 /* people per document */
 
 static void induction_sequence(const agi_world *w, agi_rng *r, seq *s, int n) {
     int k = 4 + (int)agi_rng_below(r, 29); /* segment length 4..32 */
@@ -501,14 +501,19 @@ static void induction_sequence(const agi_world *w, agi_rng *r, seq *s, int n) {
     for (int i = 0; s->n < n; i++) put(s, pool[i % k]);
 }
 
-/* A document: 2-4 people introduced first (so that most questions need the person to pick
- * the right city among several), then questions about them, facts about other cities and
- * countries, and now and then another person. Every question is asked at most once per
- * person and kind. */
+/* A document: a quarter of them open with one or two facts (so that facts are also seen at
+ * the start of a text, as in a bare one-hop prompt); then 2-6 people are introduced (so that
+ * most questions need the person to pick the right city among several), then questions about
+ * them, facts about other cities and countries, and now and then another person. Every
+ * question is asked at most once per person and kind. */
 static void document_sequence(const agi_world *w, agi_rng *r, seq *s, int n) {
     unsigned char used_person[AGI_WORLD_PEOPLE] = {0}, used_city[AGI_WORLD_CITIES] = {0};
     int person[MAX_INTRO], city[MAX_INTRO], asked[MAX_INTRO];
-    int n_intro = 0, n_first = 2 + (int)agi_rng_below(r, 3);
+    if (agi_rng_below(r, 100) < 25) {
+        int n_open = 1 + (int)agi_rng_below(r, 2);
+        for (int i = 0; i < n_open; i++) put_fact(w, s, r, used_city, NULL);
+    }
+    int n_intro = 0, n_first = 2 + (int)agi_rng_below(r, MAX_INTRO - 1);
     while (s->n < n) {
         uint32_t roll = agi_rng_below(r, 100);
         int can_ask = 0;
@@ -532,8 +537,8 @@ static void document_sequence(const agi_world *w, agi_rng *r, seq *s, int n) {
             while (asked[i] == 7);
             int kind;
             do {
-                uint32_t q = agi_rng_below(r, 6); /* country 3 : city 2 : two-hop 1 */
-                kind = q < 3 ? 1 : q < 5 ? 2 : 4;
+                uint32_t q = agi_rng_below(r, 7); /* country 3 : city 3 : two-hop 1 */
+                kind = q < 3 ? 1 : q < 6 ? 2 : 4;
             } while (asked[i] & kind);
             asked[i] |= kind;
             int k = w->city_country[city[i]];

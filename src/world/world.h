@@ -21,11 +21,11 @@
  *   city query     P lives in the city of C .
  *   two-hop        the capital of the country where P lives is X .
  *
- * Training sequences (T+1 tokens, BOS first) are either a document (2-4 statements first,
- * then questions about those people, facts about other cities and countries, now and then
- * another person; 2/3 of the sequences) or an induction sequence (a run of 4-32 distinct
- * random words, sometimes after a few random words, repeated until the sequence is full;
- * 1/3).
+ * Training sequences (T+1 tokens, BOS first) are either a document (a quarter open with one
+ * or two facts; then 2-6 statements, then questions about those people - country : city :
+ * two-hop = 3 : 3 : 1 - facts about other cities and countries, now and then another person;
+ * 2/3 of the sequences) or an induction sequence (a run of 4-32 distinct random words,
+ * sometimes after a few random words, repeated until the sequence is full; 1/3).
  *
  * Held-out split: a (person, city) pair is held out when a seeded hash of it is 0 mod 5.
  * Training documents only ever say "P lives in C" for pairs that are not held out; the
