@@ -5,6 +5,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/json.h"
+
 #include "core/core.h"
 #include "export/html.h"
 #include "viewer_template.h"
@@ -20,7 +22,7 @@ static ag_status check_graph_json(const char *json, size_t len, cJSON **doc, con
         return agi_error(AG_ERR_FORMAT, func, "graph JSON contains a NUL byte at offset %zu",
                          (size_t)((const char *)memchr(json, '\0', len) - json));
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    cJSON *root = agi_json_parse(json, len, &end);
     if (!root) {
         size_t at = (end && end >= json && end <= json + len) ? (size_t)(end - json) : 0;
         return agi_error(AG_ERR_FORMAT, func, "graph JSON is not valid JSON (near byte %zu of %zu)", at, len);

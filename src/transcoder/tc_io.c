@@ -15,6 +15,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/json.h"
+
 #include "core/core.h"
 #include "model/model.h"
 #include "transcoder/transcoder.h"
@@ -135,7 +137,7 @@ ag_status agi_st_parse(agi_st_file *f, const char *path, const uint8_t *data, si
     if (hlen < 2) return agi_error(AG_ERR_FORMAT, func, "%s: header length %llu is too short for a JSON object", path, (unsigned long long)hlen);
     const char *js = (const char *)data + 8;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(js, (size_t)hlen, &end, 0);
+    cJSON *root = agi_json_parse(js, (size_t)hlen, &end);
     if (!root) {
         size_t at = end && end >= js ? (size_t)(end - js) : 0;
         return agi_error(AG_ERR_FORMAT, func, "%s: the header is not valid JSON (error near byte %zu of %llu)", path, at,
@@ -807,7 +809,7 @@ ag_status ag_transcoder_save(const ag_transcoder *tc, const char *path) {
  *               "examples":[{"text":"...","activation":x},...]},...]}
  * Features without an entry get an empty label. */
 static ag_status labels_parse(ag_transcoder *tc, char *text, const char *path, const char *func) {
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = agi_json_parse(text, strlen(text), NULL);
     ag_status st = AG_OK;
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
