@@ -246,6 +246,8 @@ typedef struct ag_trace_options {
     int32_t reserved; /**< must be 0 */
 } ag_trace_options;
 
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_trace_options_init(ag_trace_options *opts, size_t struct_size);
 #define AG_TRACE_OPTIONS_INIT(o) ag_trace_options_init(&(o), sizeof(o))
 
@@ -311,10 +313,13 @@ typedef struct ag_generate_options {
     float top_p;            /**< nucleus sampling cut, in (0,1]; 1 = off (default 1) */
     uint64_t seed;          /**< sampling seed (default 42); same seed, same text */
     /** ag_generate_steered: the transcoder set of AG_SITE_FEATURE items (borrowed for the call;
-     *  default NULL; ignored by ag_generate). */
+     *  default NULL; ignored by ag_generate). It must fit the model and, when it records one, have
+     *  been loaded for it (see INTERVENTIONS). */
     const struct ag_transcoder *transcoder;
 } ag_generate_options;
 
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_generate_options_init(ag_generate_options *opts, size_t struct_size);
 #define AG_GENERATE_OPTIONS_INIT(o) ag_generate_options_init(&(o), sizeof(o))
 
@@ -337,6 +342,9 @@ AG_API ag_status ag_generate(const ag_model *model, const int32_t *prompt, size_
  *   AG_SITE_MID    "mid.L"   [T][D]      residual after the attention of block L
  *   AG_SITE_MLP    "mlp.L"   [T][Hd]     the MLP neurons n = silu(W1 u) * (W3 u) of block L
  *   AG_SITE_ATTN   "attn.L"  [T][H][hs]  per-head attention outputs of block L (before W_O)
+ *   AG_SITE_FEATURE "feature.L" [T][F]    the features of block L of a transcoder set: an
+ *                                         intervention site only (ag_intervene), not an
+ *                                         attribution or target site
  *
  * Methods:
  *   AG_METHOD_GRADIENT  gradient g = df/dz at the input; attributions = g * z (gradient x
@@ -371,8 +379,9 @@ enum {
     AG_SITE_MID = 3,   /**< after the attention of block `layer` [T][D] */
     AG_SITE_MLP = 4,   /**< neurons of block `layer` [T][Hd] */
     AG_SITE_ATTN = 5,  /**< per-head outputs of block `layer` [T][H][hs] */
-    AG_SITE_FEATURE = 6 /**< the features of a transcoder set's block `layer`: interventions only
-                             (ag_intervention.site; see INTERVENTIONS), not an attribution site */
+    AG_SITE_FEATURE = 6 /**< "feature.L": the features of a transcoder set's block `layer`:
+                             interventions only (ag_intervention.site; see INTERVENTIONS), not an
+                             attribution site */
 };
 
 /** Targets f (ag_attribute_options.target_kind). Values pinned. The logit-based kinds read
@@ -521,13 +530,16 @@ typedef struct ag_attribution_stats {
 /** Fill `out` (caller sets out->struct_size). Errors: AG_ERR_INVALID_ARGUMENT, AG_ERR_VERSION. */
 AG_API ag_status ag_attribution_get_stats(const ag_attribution *attr, ag_attribution_stats *out);
 
-/** Parse a site name ("embed", "resid.2", "mid.0", "mlp.1", "attn.3") into kind and layer
- *  (layer 0 for embed). Only the syntax is checked (layers against a model in ag_attribute).
- *  Errors: AG_ERR_INVALID_ARGUMENT. Thread-safe. */
+/** Parse a site name ("embed", "resid.2", "mid.0", "mlp.1", "attn.3", "feature.4") into kind
+ *  and layer (layer 0 for embed): the names of the site table above, lower case, layer a
+ *  decimal number of at most 6 digits. Only the syntax is checked (layers against a model in
+ *  ag_attribute / ag_intervene; "feature.L" is AG_SITE_FEATURE, which ag_attribute refuses).
+ *  Errors: AG_ERR_INVALID_ARGUMENT (NULL, not a site name). Thread-safe. */
 AG_API ag_status ag_site_parse(const char *text, int32_t *kind, int32_t *layer);
-/** Write the name of a site ("mlp.1") into buf (cap bytes, NUL-terminated); *n_out (may be
- *  NULL) gets the length. AG_ERR_BUFFER_TOO_SMALL when it does not fit, AG_ERR_INVALID_ARGUMENT
- *  for an unknown kind. Thread-safe. */
+/** Write the name of a site ("mlp.1", "feature.2"; the inverse of ag_site_parse) into buf (cap
+ *  bytes, NUL-terminated); *n_out (may be NULL) gets the length. AG_ERR_BUFFER_TOO_SMALL when it
+ *  does not fit (*n_out = the length needed), AG_ERR_INVALID_ARGUMENT for an unknown kind or a
+ *  negative layer. Thread-safe. */
 AG_API ag_status ag_site_name(int32_t kind, int32_t layer, char *buf, size_t cap, size_t *n_out);
 
 /* ==== GRAPH (issue: decomposition graphs) ================================================ */
@@ -776,6 +788,8 @@ typedef struct ag_export_options {
     int32_t pruned;          /**< 1 (default): kept nodes and edges only; 0: everything */
 } ag_export_options;
 
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_export_options_init(ag_export_options *opts, size_t struct_size);
 #define AG_EXPORT_OPTIONS_INIT(o) ag_export_options_init(&(o), sizeof(o))
 
@@ -842,9 +856,13 @@ AG_API ag_status ag_viewer_write_html(const char *path, const char *json, size_t
  * Units: site AG_SITE_MLP = the MLP neurons of block `layer` (index < hidden_dim); site
  * AG_SITE_FEATURE = feature `index` (< n_features) of block `layer` of the transcoder set in
  * ag_intervene_options.transcoder (ag_generate_options.transcoder for steered generation),
- * which must fit the trace's model (same layer count and width; a set of another shape is
- * AG_ERR_INVALID_ARGUMENT naming opts->transcoder). A feature acts through its decoder rows,
- * as in circuit-tracer: clamped from its current activation a to a', it adds
+ * which must fit the trace's model: same layer count and width, and, when the set records the
+ * model it was loaded or trained for (ag_transcoder_load with a model, ag_transcoder_train), that
+ * model: its weights' fingerprint (shape and a sample of every weight tensor; the same weights
+ * loaded twice, or as .bin and F32 GGUF, match) must equal the trace's model's. A set of another
+ * shape or loaded for another model is AG_ERR_INVALID_ARGUMENT naming opts->transcoder; a set
+ * loaded without a model (or built in memory) is only shape-checked. A feature acts through its
+ * decoder rows, as in circuit-tracer: clamped from its current activation a to a', it adds
  * (a' - a) x W_dec[index][o] to the MLP output of block layer + o for every block it writes
  * (o = 0 only for a per-layer set; every later block for a cross-layer set). Its clean value
  * (previous, SCALE, ADD) is its activation on the trace. Per mode:
@@ -944,20 +962,25 @@ typedef struct ag_intervention_result ag_intervention_result;
  *  layer, position, position_end or index out of range (a feature's index against the set's
  *  n_features), a non-finite value or vector entry, a missing or unexpected vector, nonzero
  *  reserved, two clamps of one unit at one position; AG_SITE_FEATURE without
- *  opts->transcoder, a set that does not fit the model, a feature item at the BOS position
- *  alone, AG_SITE_MLP items where the transcoder replaces the MLPs, free_replacement without
- *  a transcoder),
- *  AG_ERR_OUT_OF_MEMORY, AG_ERR_NUMERIC (non-finite logits). *out is NULL on failure.
- *  Threads: reads the trace (the trace's one-thread rule applies); the model may be shared. */
+ *  opts->transcoder, a set that does not fit the model or was loaded for another model (see the
+ *  section comment), a feature item at the BOS position alone, AG_SITE_MLP items where the
+ *  transcoder replaces the MLPs, free_replacement without a transcoder),
+ *  AG_ERR_OUT_OF_MEMORY, AG_ERR_NUMERIC (non-finite logits). *out is NULL on failure. With a
+ *  transcoder set the result also holds the run's feature activations
+ *  (ag_intervention_result_features). The items, their vectors and the set are borrowed for the
+ *  call only.
+ *  Threads: reads the trace (the trace's one-thread rule applies); the model and the set may be
+ *  shared. */
 AG_API ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, const ag_intervention *items,
                               size_t n_items, const ag_intervene_options *opts);
 
-/** Free a result. NULL is a no-op. */
+/** Free a result and every array its getters returned. NULL is a no-op. Not while another
+ *  thread reads the result. */
 AG_API void ag_intervention_result_free(ag_intervention_result *result);
 
 /** The run's logits at `position` (-1 = the last): vocab_size floats, borrowed until the result
  *  is freed. With delta = 1: their change from the trace (exact propagation in DIRECT/LINEAR).
- *  Errors: AG_ERR_INVALID_ARGUMENT (NULL, position out of range). */
+ *  Errors: AG_ERR_INVALID_ARGUMENT (NULL, position out of range). Thread-safe. */
 AG_API ag_status ag_intervention_result_logits(const ag_intervention_result *result, int32_t position,
                                                int32_t delta, const float **logits);
 
@@ -965,7 +988,8 @@ AG_API ag_status ag_intervention_result_logits(const ag_intervention_result *res
  *  change from the trace. Frozen quantities are the trace's (their change 0): with attention
  *  frozen (DIRECT, LINEAR, FREE + freeze_attention) the patterns and also q and k, which frozen
  *  attention does not read; with gates frozen the gate pre-activations; with norms frozen the
- *  norm scales. Borrowed until the result is freed. Errors: as ag_trace_tensor. */
+ *  norm scales. Borrowed until the result is freed. Errors: as ag_trace_tensor. Thread-safe.
+ *  Transcoder features: ag_intervention_result_features. */
 AG_API ag_status ag_intervention_result_tensor(const ag_intervention_result *result, ag_tensor_kind which,
                                                int32_t layer, int32_t delta, const float **data,
                                                int64_t shape[3], int32_t *ndim);
@@ -973,12 +997,38 @@ AG_API ag_status ag_intervention_result_tensor(const ag_intervention_result *res
 /** For unit intervention `item` (an index into the items given to ag_intervene) at `position`
  *  (inside its range): the unit's value in the trace (*previous) and the value it was clamped
  *  to (*value). Either pointer may be NULL. Errors: AG_ERR_INVALID_ARGUMENT (NULL result, item
- *  out of range or not a unit intervention, position outside its range). */
+ *  out of range or not a unit intervention, position outside its range). A feature item at a
+ *  BOS position 0 reports NAN for both (no features there). Thread-safe. */
 AG_API ag_status ag_intervention_result_unit(const ag_intervention_result *result, size_t item,
                                              int32_t position, float *previous, float *value);
 
-/** The mode the result was computed in (AG_INTERVENE_*), 0 for NULL. */
+/** The mode the result was computed in (AG_INTERVENE_*), 0 for NULL. Thread-safe. */
 AG_API int32_t ag_intervention_result_mode(const ag_intervention_result *result);
+
+/** The activations of the features of block `layer` of the transcoder set given to ag_intervene
+ *  (ag_intervene_options.transcoder) in this run: [T][n_features] floats, row-major (position,
+ *  feature), or with delta = 1 their change from the trace (whose activations are those of
+ *  ag_transcoder_trace, except 0 at a BOS position 0). shape (may be NULL) receives
+ *  {T, n_features}. Per mode:
+ *    DIRECT  the frozen-multiplier activations mult x (W_enc . x + b_enc), mult = a / pre at the
+ *            trace (1 for an active feature, 0 for an inactive one; a TopK set keeps its top k),
+ *            x the run's read point: the change is mult x (W_enc . change of x), read from the
+ *            exact delta run. They feed nothing (every MLP output is frozen): they are what the
+ *            features would read, as DIRECT's neuron tensors are.
+ *    LINEAR  the same formula, and here they are the activations the replacement model ran with.
+ *    FREE    free_replacement = 0: the encoder, activation function included, on the real run's
+ *            read point (positions and blocks the run did not change keep the trace's values
+ *            exactly); free_replacement = 1: the replacement model's activations (through the
+ *            activation function, or with freeze_gates mult x pre).
+ *  In every mode a clamped feature reports the value it was clamped to (at the positions of its
+ *  item; see ag_intervention_result_unit), and position 0 holding BOS reports 0 (no features).
+ *  Cost and ownership: computed by ag_intervene whenever a set is given (one encoder GEMM per
+ *  block in DIRECT and FREE; LINEAR and free_replacement keep the run's own) and kept in the
+ *  result: 2 x n_layers x T x n_features floats. Borrowed until the result is freed.
+ *  Errors: AG_ERR_INVALID_ARGUMENT (result or data NULL, layer outside [0, n_layers)),
+ *  AG_ERR_STATE (the result was made without a transcoder set). Thread-safe. */
+AG_API ag_status ag_intervention_result_features(const ag_intervention_result *result, int32_t layer, int32_t delta,
+                                                 const float **data, int64_t shape[2]);
 
 /** ag_generate with interventions: the real model (FREE mode, nothing frozen) with a KV cache,
  *  `items` applied at their positions of the growing sequence (prompt, then generated tokens;
@@ -990,7 +1040,8 @@ AG_API int32_t ag_intervention_result_mode(const ag_intervention_result *result)
  *  outputs, a the feature's activation in this run; no features at a BOS position 0. With
  *  n_items = 0 the output equals ag_generate's. Same arguments, stopping rules and sampling as
  *  ag_generate. Errors: those of ag_generate and of ag_intervene's items (positions checked
- *  against the model's seq_len). Thread-safe w.r.t. the model and the set. */
+ *  against the model's seq_len), and a set that does not fit `model` or was loaded for another
+ *  model (as ag_intervene). Thread-safe w.r.t. the model and the set. */
 AG_API ag_status ag_generate_steered(const ag_model *model, const int32_t *prompt, size_t n_prompt,
                                      const ag_intervention *items, size_t n_items,
                                      const ag_generate_options *opts, int32_t *out_tokens, size_t cap,
@@ -1040,10 +1091,13 @@ typedef struct ag_validate_options {
     const int32_t *group_sizes; /**< [n_groups] sizes (each >= 1) */
     int32_t n_groups;           /**< default 0 */
     /** A transcoder graph: the set it was built with (required; borrowed for the call; checked
-     *  against the graph's shape and feature activations). Ignored for neuron graphs. Default NULL. */
+     *  against the graph's shape and feature activations, and against the trace's model when the
+     *  set records the model it was loaded for). Ignored for neuron graphs. Default NULL. */
     const struct ag_transcoder *transcoder;
 } ag_validate_options;
 
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_validate_options_init(ag_validate_options *opts, size_t struct_size);
 #define AG_VALIDATE_OPTIONS_INIT(o) ag_validate_options_init(&(o), sizeof(o))
 
@@ -1056,8 +1110,8 @@ typedef struct ag_validation ag_validation;
  *  Errors: AG_ERR_INVALID_ARGUMENT (NULL; top_k < 0; modes outside AG_VALIDATE_ALL; target
  *  not a logit node; a group node out of range, a logit node, or a group size < 1; a trace
  *  that does not match the graph; a transcoder graph without opts->transcoder, or with a set
- *  of another shape or whose activations on the trace differ from the graph's; the message
- *  names the field), AG_ERR_UNSUPPORTED (a basis neither neurons nor transcoders),
+ *  of another shape, loaded for another model (as ag_intervene), or whose activations on the
+ *  trace differ from the graph's; the message names the field), AG_ERR_UNSUPPORTED (a basis neither neurons nor transcoders),
  *  AG_ERR_OUT_OF_MEMORY. *out is NULL on failure.
  *  Threads: reads the trace (its one-thread rule applies); the graph may be shared. */
 AG_API ag_status ag_graph_validate(ag_validation **out, const ag_graph *graph, const ag_trace *trace,
@@ -1248,6 +1302,8 @@ typedef struct ag_train_options {
     int64_t progress_every;        /**< default 10 */
 } ag_train_options;
 
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_train_options_init(ag_train_options *opts, size_t struct_size);
 #define AG_TRAIN_OPTIONS_INIT(o) ag_train_options_init(&(o), sizeof(o))
 
@@ -1305,10 +1361,16 @@ typedef struct ag_transcoder_load_options {
     int32_t read_point; /**< 0 (default): from the files' metadata or config.yaml, else
                              AG_READ_MLP_IN for a PLT and AG_READ_RESID_MID for a CLT */
 } ag_transcoder_load_options;
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_transcoder_load_options_init(ag_transcoder_load_options *opts, size_t struct_size);
 
 /** Load a set from directory `path` (PLT or CLT detected by its files). With `model`
- *  non-NULL every shape is checked against it (layer count, width). Errors:
+ *  non-NULL every shape is checked against it (layer count, width) and the set records that it
+ *  was loaded for `model` (a fingerprint of its weights, not the pointer: the model may be freed
+ *  and loaded again): ag_intervene, ag_generate_steered and ag_graph_validate then refuse it with
+ *  another model of the same shape. With `model` NULL nothing is recorded (only shapes are
+ *  checked where it is used). Errors:
  *  AG_ERR_INVALID_ARGUMENT, AG_ERR_IO, AG_ERR_NOT_FOUND (no layer files), AG_ERR_FORMAT (a bad
  *  file: truncated header, header not a JSON object, unknown dtype, offsets past the end, a
  *  missing tensor, a shape that disagrees with the other files or with the model; the
@@ -1339,6 +1401,8 @@ typedef struct ag_transcoder_info {
     int32_t has_skip;   /**< 1 with W_skip */
     int32_t has_labels; /**< 1 when feature labels are attached */
 } ag_transcoder_info;
+/** Fill `info` (caller sets info->struct_size). Errors: AG_ERR_INVALID_ARGUMENT (NULL),
+ *  AG_ERR_VERSION. Thread-safe. */
 AG_API ag_status ag_transcoder_get_info(const ag_transcoder *tc, ag_transcoder_info *info);
 
 /** Borrow one tensor of layer `layer` as float32: "W_enc" [F][D], "b_enc" [F], "threshold" [F],
@@ -1437,12 +1501,15 @@ typedef struct ag_transcoder_train_options {
     int64_t progress_every;   /**< default 50 */
 } ag_transcoder_train_options;
 
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_transcoder_train_options_init(ag_transcoder_train_options *opts, size_t struct_size);
 #define AG_TRANSCODER_TRAIN_OPTIONS_INIT(o) ag_transcoder_train_options_init(&(o), sizeof(o))
 
-/** Train a set for `model` on activations of the model over the corpus: the read-point inputs
- *  and MLP outputs of every block are collected by batched forward passes into a bounded
- *  shuffled buffer; every layer is trained on the same tokens. All heavy math is GEMMs.
+/** Train a set for `model` (recorded as the set's model, as by ag_transcoder_load) on
+ *  activations of the model over the corpus: the read-point inputs and MLP outputs of every
+ *  block are collected by batched forward passes into a bounded shuffled buffer; every layer is
+ *  trained on the same tokens. All heavy math is GEMMs.
  *  Deterministic: the same options and OpenBLAS thread count give the same set bit for bit.
  *  Errors: AG_ERR_INVALID_ARGUMENT, AG_ERR_STATE (a text corpus without tokenizer), AG_ERR_IO,
  *  AG_ERR_FORMAT (resume file), AG_ERR_NUMERIC, AG_ERR_CANCELLED, AG_ERR_OUT_OF_MEMORY.
@@ -1465,6 +1532,8 @@ typedef struct ag_transcoder_eval_options {
     ag_transcoder_progress_fn progress;
     void *user_data;
 } ag_transcoder_eval_options;
+/** Fill `opts` with defaults (struct_size = the caller's sizeof). Errors:
+ *  AG_ERR_INVALID_ARGUMENT (NULL), AG_ERR_VERSION (struct_size too small). Thread-safe. */
 AG_API ag_status ag_transcoder_eval_options_init(ag_transcoder_eval_options *opts, size_t struct_size);
 #define AG_TRANSCODER_EVAL_OPTIONS_INIT(o) ag_transcoder_eval_options_init(&(o), sizeof(o))
 

@@ -961,10 +961,10 @@ START_TEST(test_errors_and_options) {
 END_TEST
 
 START_TEST(test_site_names) {
-    const char *good[] = {"embed", "resid.0", "resid.12", "mid.3", "mlp.1", "attn.7"};
-    const int kinds[] = {AG_SITE_EMBED, AG_SITE_RESID, AG_SITE_RESID, AG_SITE_MID, AG_SITE_MLP, AG_SITE_ATTN};
-    const int layers[] = {0, 0, 12, 3, 1, 7};
-    for (int i = 0; i < 6; i++) {
+    const char *good[] = {"embed", "resid.0", "resid.12", "mid.3", "mlp.1", "attn.7", "feature.0", "feature.4"};
+    const int kinds[] = {AG_SITE_EMBED, AG_SITE_RESID, AG_SITE_RESID, AG_SITE_MID, AG_SITE_MLP, AG_SITE_ATTN, AG_SITE_FEATURE, AG_SITE_FEATURE};
+    const int layers[] = {0, 0, 12, 3, 1, 7, 0, 4};
+    for (int i = 0; i < 8; i++) {
         int32_t k, l;
         ck_assert_int_eq(ag_site_parse(good[i], &k, &l), AG_OK);
         ck_assert_int_eq(k, kinds[i]);
@@ -976,13 +976,46 @@ START_TEST(test_site_names) {
         ck_assert_uint_eq(n, strlen(good[i]));
         ck_assert_int_eq(ag_site_name(k, l, buf, n, &n), AG_ERR_BUFFER_TOO_SMALL);
     }
-    const char *badn[] = {"", "resid", "resid.", "resid.-1", "mlp.1x", "foo.1", "embed.0", "attn.1234567", "Resid.1"};
+    const char *badn[] = {"",          "resid",    "resid.",     "resid.-1",   "mlp.1x",    "foo.1",      "embed.0",
+                          "attn.1234567", "Resid.1", "feature",   "feature.", "features.1", "Feature.2", "feature.-1",
+                          "feature.2 ", "f.2",     "feature2"};
     for (size_t i = 0; i < sizeof badn / sizeof badn[0]; i++) {
         int32_t k, l;
         ck_assert_msg(ag_site_parse(badn[i], &k, &l) == AG_ERR_INVALID_ARGUMENT, "'%s' parsed", badn[i]);
     }
     ck_assert_int_eq(ag_site_parse(NULL, NULL, NULL), AG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(ag_site_name(9, 0, NULL, 0, NULL), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_site_name(7, 0, NULL, 0, NULL), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_site_name(0, 0, NULL, 0, NULL), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_site_name(AG_SITE_FEATURE, -1, NULL, 0, NULL), AG_ERR_INVALID_ARGUMENT);
+    /* every kind's name parses back to it, at several layers */
+    for (int32_t k = AG_SITE_EMBED; k <= AG_SITE_FEATURE; k++)
+        for (int32_t l = 0; l < 1000; l += 333) {
+            char buf[32];
+            int32_t k2 = -1, l2 = -1;
+            ck_assert_int_eq(ag_site_name(k, l, buf, sizeof buf, NULL), AG_OK);
+            ck_assert_int_eq(ag_site_parse(buf, &k2, &l2), AG_OK);
+            ck_assert_int_eq(k2, k);
+            ck_assert_int_eq(l2, k == AG_SITE_EMBED ? 0 : l);
+        }
+    /* feature.L parses, but is no attribution site: a clear error, not a crash */
+    ag_model *m = ag_test_load_model(MODELS[0], NULL);
+    const int32_t toks[3] = {1, 403, 407};
+    ag_trace *t = ag_test_trace(m, toks, 3);
+    ag_attribute_options o;
+    ck_assert_int_eq(AG_ATTRIBUTE_OPTIONS_INIT(o), AG_OK);
+    ck_assert_int_eq(ag_site_parse("feature.1", &o.site_kind, &o.site_layer), AG_OK);
+    ag_attribution *r = (ag_attribution *)0x1;
+    ck_assert_int_eq(ag_attribute(t, &o, &r), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(ag_last_error(), "AG_SITE_FEATURE") && strstr(ag_last_error(), "intervention"), "%s", ag_last_error());
+    ck_assert_int_eq(AG_ATTRIBUTE_OPTIONS_INIT(o), AG_OK);
+    o.target_kind = AG_TARGET_UNIT;
+    o.target_site_kind = AG_SITE_FEATURE;
+    ck_assert_int_eq(ag_attribute(t, &o, &r), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(ag_last_error(), "target_site_kind") && strstr(ag_last_error(), "AG_SITE_FEATURE"), "%s", ag_last_error());
+    ag_trace_free(t);
+    ag_model_free(m);
 }
 END_TEST
 
@@ -1083,7 +1116,8 @@ START_TEST(test_cli) {
     free(out);
     const char *bad[] = {"-t 1,403 --at nowhere", "-t 1,403 --at mlp.9", "-t 1,403 --at embed --method magic",
                          "-t 1,403 --at embed --baseline tokens:1", "-t 1,403 --at embed --quadrature simpson",
-                         "-t 1,403 --at embed --frobnicate", "-t 1,403 --method path --at embed --waypoints /nonexistent"};
+                         "-t 1,403 --at embed --frobnicate", "-t 1,403 --method path --at embed --waypoints /nonexistent",
+                         "-t 1,403 --at feature.1"}; /* a site name, but an intervention site */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         out = cli_run(bad[i], &code);
         ck_assert_msg(code != 0, "'%s' succeeded", bad[i]);

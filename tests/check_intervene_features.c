@@ -13,7 +13,13 @@
  *     rest (mlp_out - reconstruction), features recomputed in double here;
  *   - the graph's adjacency (direct mode) and path sums computed by a backward sweep over the
  *     graph's rows here (linear mode);
- *   - plain generation, and teacher-forced oracle runs, for steered generation.
+ *   - plain generation, and teacher-forced oracle runs, for steered generation;
+ *   - ag_intervention_result_features: the set's weights applied here in double loops to the
+ *     run's own read-point tensor (MLP_IN or MID of the result), per mode (activation function
+ *     or frozen multipliers), clamps at their values;
+ *   - a set loaded or trained for stories260K against copies of the model with other weights
+ *     (ag_model_load_memory of perturbed bytes): refused; the same weights again, or as GGUF:
+ *     accepted.
  * Random sets come from tests/support/transcoder_setup (agi_tc_alloc, shared with
  * check_transcoder_graph); the oracle reads their weights, not anything the library derives
  * from them.
@@ -505,6 +511,257 @@ START_TEST(test_noop_and_free_frozen_equals_linear) {
         free(a2);
         ag_transcoder_free(tc);
     }
+    ag_trace_free(t);
+    ag_model_free(m);
+}
+END_TEST
+
+/* ---- ag_intervention_result_features: the run's feature activations ------------------------------ */
+
+/* The features' expected values in a run, computed here from the run's read-point tensor (the
+ * library's MLP_IN or MID of the result) and the set's weights by naive double loops (fo_pre,
+ * fo_act): never through the code under test. kind: FO_DIRECT / FO_LINEAR (frozen multipliers
+ * on the exact change), FO_REAL / FO_REPLACE (the activation function, or with freeze_mult the
+ * frozen multipliers, on the run's values). Writes want_full / want_delta [T][F] of layer l and,
+ * per element, ambiguous = 1 where a discontinuous activation (JumpReLU threshold, TopK rank k)
+ * is within 1e-4 of flipping, so float32 and double may legitimately disagree. */
+static void expected_features(const ag_transcoder *tc, int l, int T, int kind, int freeze_mult, const float *x_clean,
+                              const float *x_full, const float *dx, double *want_full, double *want_delta, char *ambiguous) {
+    int F = tc->F, D = tc->D;
+    double *xd = malloc(sizeof(double) * (size_t)D), *pc = malloc(sizeof(double) * (size_t)F);
+    double *ac = malloc(sizeof(double) * (size_t)F), *pr = malloc(sizeof(double) * (size_t)F);
+    double *ar = malloc(sizeof(double) * (size_t)F), *sorted = malloc(sizeof(double) * (size_t)F);
+    for (int p = 0; p < T; p++) {
+        double *wf = want_full + (size_t)p * F, *wd = want_delta + (size_t)p * F;
+        char *amb = ambiguous + (size_t)p * F;
+        memset(amb, 0, (size_t)F);
+        if (p == 0) { /* BOS: no features */
+            for (int i = 0; i < F; i++) wf[i] = wd[i] = 0.0;
+            continue;
+        }
+        for (int d = 0; d < D; d++) xd[d] = x_clean[(size_t)p * D + d];
+        fo_pre(tc, l, xd, pc);
+        fo_act(tc, l, pc, ac);
+        if (kind == FO_DIRECT || kind == FO_LINEAR) { /* mult x (W_enc . dx), no bias */
+            for (int i = 0; i < F; i++) {
+                double s = 0.0;
+                for (int d = 0; d < D; d++) s += (double)tc->layers[l].W_enc[(size_t)i * D + d] * dx[(size_t)p * D + d];
+                double mult = ac[i] != 0.0 ? ac[i] / pc[i] : 0.0;
+                wd[i] = mult * s;
+                wf[i] = ac[i] + wd[i];
+            }
+            continue;
+        }
+        for (int d = 0; d < D; d++) xd[d] = x_full[(size_t)p * D + d];
+        fo_pre(tc, l, xd, pr);
+        if (freeze_mult) {
+            for (int i = 0; i < F; i++) ar[i] = ac[i] != 0.0 ? ac[i] / pc[i] * pr[i] : 0.0;
+        } else {
+            fo_act(tc, l, pr, ar);
+            /* near a discontinuity of the activation function (for the run's and the clean rows) */
+            for (int i = 0; i < F; i++) {
+                if (tc->activation == AG_ACTIVATION_JUMPRELU)
+                    amb[i] = fabs(pr[i] - tc->layers[l].threshold[i]) < 1e-4 || fabs(pc[i] - tc->layers[l].threshold[i]) < 1e-4;
+            }
+            if (tc->activation == AG_ACTIVATION_TOPK) {
+                for (int pass = 0; pass < 2; pass++) {
+                    const double *row = pass ? pc : pr;
+                    memcpy(sorted, row, sizeof(double) * (size_t)F);
+                    for (int i = 1; i < F; i++) /* insertion sort, descending */
+                        for (int j = i; j > 0 && sorted[j] > sorted[j - 1]; j--) {
+                            double t = sorted[j];
+                            sorted[j] = sorted[j - 1];
+                            sorted[j - 1] = t;
+                        }
+                    double vk = sorted[tc->k - 1], vk1 = sorted[tc->k < F ? tc->k : F - 1];
+                    if (vk - vk1 < 1e-4)
+                        for (int i = 0; i < F; i++) amb[i] |= fabs(row[i] - vk) < 1e-4 || fabs(row[i] - vk1) < 1e-4;
+                }
+            }
+        }
+        for (int i = 0; i < F; i++) {
+            wf[i] = ar[i];
+            wd[i] = ar[i] - ac[i];
+        }
+    }
+    free(xd);
+    free(pc);
+    free(ac);
+    free(pr);
+    free(ar);
+    free(sorted);
+}
+
+static double worst_features_err = 0.0; /* over every case of test_result_features (printed) */
+
+static void check_result_features(int which) {
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_transcoder *tc = set_of(which);
+    const int T = 9, L = tc->L, F = tc->F;
+    ag_trace *t = ag_test_trace(m, TOKS, T);
+    ag_tensor_kind rk = tc->read_point == AG_READ_RESID_MID ? AG_TENSOR_MID : AG_TENSOR_MLP_IN;
+    int on1, off1, on2, off2, p1 = 4, p2 = 6;
+    pick_features_at(tc, t, 1, &p1, &on1, &off1);
+    pick_features_at(tc, t, 2, &p2, &on2, &off2);
+    int p3 = p1 == 5 ? 7 : 5;
+    float *a1 = clean_acts(tc, t, 1), *a2 = clean_acts(tc, t, 2);
+    float vec[64];
+    for (int d = 0; d < 64; d++) vec[d] = (float)(0.3 * sin(0.7 * d + 1.0));
+    /* set A: point clamps (doubled, switched on, ablated) and a residual vector, none before
+     * position pmin; set B adds a clamp over every position from BOS on of a layer-3 feature */
+    ag_intervention iv[5] = {feat_iv(AG_INTERVENE_SCALE, 1, p1, on1, 2.0f), feat_iv(AG_INTERVENE_SET, 1, p3, off1, 1.5f),
+                             feat_iv(AG_INTERVENE_SET, 2, p2, on2, 0.0f), {0}, feat_iv(AG_INTERVENE_ADD, 3, 0, 5, 0.25f)};
+    iv[3].kind = AG_INTERVENE_ADD;
+    iv[3].site = AG_SITE_MID;
+    iv[3].layer = 1;
+    iv[3].position = p1 < p2 ? p1 : p2;
+    iv[3].value = 1.0f;
+    iv[3].vector = vec;
+    iv[4].position_end = AG_POSITION_OPEN;
+    int pmin = p1 < p2 ? p1 : p2;
+    if (p3 < pmin) pmin = p3;
+    const float clamp1 = 2.0f * a1[(size_t)p1 * F + on1];
+    struct {
+        int32_t mode;
+        int fa, fn, fg, repl, kind;
+    } cases[] = {
+        {AG_INTERVENE_DIRECT, 0, 0, 0, 0, FO_DIRECT}, {AG_INTERVENE_LINEAR, 0, 0, 0, 0, FO_LINEAR},
+        {AG_INTERVENE_FREE, 0, 0, 0, 0, FO_REAL},     {AG_INTERVENE_FREE, 1, 1, 1, 0, FO_REAL},
+        {AG_INTERVENE_FREE, 0, 0, 0, 1, FO_REPLACE},  {AG_INTERVENE_FREE, 1, 0, 0, 1, FO_REPLACE},
+        {AG_INTERVENE_FREE, 0, 0, 1, 1, FO_REPLACE},
+    };
+    size_t TF = (size_t)T * F;
+    double *wf = malloc(sizeof(double) * TF), *wd = malloc(sizeof(double) * TF);
+    char *amb = malloc(TF);
+    int n_amb = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int set = 0; set < 2; set++) {
+            ag_intervene_options o = tc_opts(cases[k].mode, tc, cases[k].fa, cases[k].fn, cases[k].fg, cases[k].repl);
+            ag_intervention_result *r = ag_test_intervene(t, iv, set ? 5 : 4, &o);
+            double moved = 0.0;
+            for (int l = 0; l < L; l++) {
+                const float *full, *dl;
+                int64_t sh[2] = {0, 0};
+                ck_assert_int_eq(ag_intervention_result_features(r, l, 0, &full, sh), AG_OK);
+                ck_assert(sh[0] == T && sh[1] == F);
+                ck_assert_int_eq(ag_intervention_result_features(r, l, 1, &dl, NULL), AG_OK);
+                expected_features(tc, l, T, cases[k].kind, cases[k].fg && cases[k].repl, ag_test_trace_tensor(t, rk, l, NULL, NULL),
+                                  ag_test_result_tensor(r, rk, l, 0), ag_test_result_tensor(r, rk, l, 1), wf, wd, amb);
+                /* the clamps: exactly their values (and the clean activations' difference) */
+                for (int q = 0; q < (set ? 5 : 4); q++) {
+                    if (iv[q].site != AG_SITE_FEATURE || iv[q].layer != l) continue;
+                    float *cl = clean_acts(tc, t, l);
+                    int b = iv[q].position, e = iv[q].position_end == AG_POSITION_OPEN ? T : iv[q].position + 1;
+                    for (int p = b < 1 ? 1 : b; p < e; p++) {
+                        size_t at = (size_t)p * F + (size_t)iv[q].index;
+                        float c0 = cl[at];
+                        float v = iv[q].kind == AG_INTERVENE_SET ? iv[q].value : iv[q].kind == AG_INTERVENE_SCALE ? iv[q].value * c0 : c0 + iv[q].value;
+                        if (q == 0) ck_assert_float_eq(v, clamp1);
+                        ck_assert_msg(full[at] == v, "%s case %zu: clamped feature %d of layer %d at %d reports %.9g, not its clamp %.9g",
+                                      SET_NAMES[which], k, iv[q].index, l, p, full[at], v);
+                        ck_assert_msg(dl[at] == v - c0, "%s case %zu: clamped feature's change %.9g, not %.9g", SET_NAMES[which], k,
+                                      dl[at], v - c0);
+                        float prev, val;
+                        ck_assert_int_eq(ag_intervention_result_unit(r, (size_t)q, p, &prev, &val), AG_OK);
+                        ck_assert(val == v && prev == c0);
+                        wf[at] = v;
+                        wd[at] = (double)v - c0;
+                        amb[at] = 0;
+                    }
+                    free(cl);
+                }
+                double fmax_w = 1.0, dmax_w = 1e-2, ef = 0.0, ed = 0.0;
+                for (size_t i = 0; i < TF; i++) {
+                    fmax_w = fmax(fmax_w, fabs(wf[i]));
+                    dmax_w = fmax(dmax_w, fabs(wd[i]));
+                }
+                for (size_t i = 0; i < TF; i++) {
+                    double e1 = fabs(full[i] - wf[i]), e2 = fabs(dl[i] - wd[i]);
+                    if (amb[i] && (e1 > 1e-5 * fmax_w || e2 > 1e-5 * dmax_w)) {
+                        n_amb++;
+                        continue;
+                    }
+                    ef = fmax(ef, e1);
+                    ed = fmax(ed, e2);
+                }
+                moved = fmax(moved, dmax_w);
+                worst_features_err = fmax(worst_features_err, fmax(ef / fmax_w, ed / dmax_w));
+                ck_assert_msg(ef <= 1e-5 * fmax_w, "%s case %zu set %d layer %d: features off by %.3g (max %.3g)", SET_NAMES[which], k, set, l,
+                              ef, fmax_w);
+                ck_assert_msg(ed <= 1e-5 * dmax_w, "%s case %zu set %d layer %d: feature changes off by %.3g (max %.3g)", SET_NAMES[which], k,
+                              set, l, ed, dmax_w);
+                /* causality: nothing changes before the earliest intervened position (set A), and
+                 * the change is exactly 0 there in every mode */
+                if (!set)
+                    for (size_t i = 0; i < (size_t)pmin * F; i++)
+                        ck_assert_msg(dl[i] == 0.0f, "%s case %zu layer %d: feature %zu changed before position %d", SET_NAMES[which], k, l,
+                                      i % (size_t)F, pmin);
+                /* full = trace + change (ag_transcoder_trace's activations; 0 at BOS, where they are not) */
+                float *cl = clean_acts(tc, t, l);
+                for (size_t i = 0; i < (size_t)F; i++) ck_assert(full[i] == 0.0f && dl[i] == 0.0f);
+                for (size_t i = (size_t)F; i < TF; i++) ck_assert(fabs(full[i] - (cl[i] + dl[i])) <= 1e-6 * fmax_w);
+                free(cl);
+            }
+            ck_assert_msg(moved > 0.05, "%s case %zu: the interventions should move some feature (max change %.3g)", SET_NAMES[which], k, moved);
+            ag_intervention_result_free(r);
+        }
+    }
+    ck_assert_msg(n_amb <= 4, "%s: %d features near a discontinuity disagreed (expected almost none)", SET_NAMES[which], n_amb);
+    /* FREE with the replacement model and every freeze reports the LINEAR features */
+    ag_intervene_options ol = tc_opts(AG_INTERVENE_LINEAR, tc, 0, 0, 0, 0), of = tc_opts(AG_INTERVENE_FREE, tc, 1, 1, 1, 1);
+    ag_intervention_result *rl = ag_test_intervene(t, iv, 5, &ol), *rf = ag_test_intervene(t, iv, 5, &of);
+    for (int l = 0; l < L; l++) {
+        const float *fl, *ff;
+        ck_assert_int_eq(ag_intervention_result_features(rl, l, 0, &fl, NULL), AG_OK);
+        ck_assert_int_eq(ag_intervention_result_features(rf, l, 0, &ff, NULL), AG_OK);
+        ck_assert_double_le(ag_max_diff_ff(fl, ff, TF), 1e-5 * (1.0 + ag_max_abs_f(fl, TF)));
+    }
+    ag_intervention_result_free(rl);
+    ag_intervention_result_free(rf);
+    free(wf);
+    free(wd);
+    free(amb);
+    free(a1);
+    free(a2);
+    ag_trace_free(t);
+    ag_transcoder_free(tc);
+    ag_model_free(m);
+    printf("result features %s: worst relative error so far %.3g (%d ambiguous)\n", SET_NAMES[which], worst_features_err, n_amb);
+}
+
+START_TEST(test_result_features) { check_result_features(_i); }
+END_TEST
+
+START_TEST(test_result_features_errors) {
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL);
+    ag_trace *t = ag_test_trace(m, TOKS, 9);
+    ag_intervention iv = ag_test_intervention(AG_INTERVENE_SET, AG_SITE_MLP, 2, 4, 17, 1.0f);
+    ag_intervention_result *r = ag_test_intervene(t, &iv, 1, NULL); /* no transcoder */
+    const float *d = (const float *)0x1;
+    int64_t sh[2];
+    ck_assert_int_eq(ag_intervention_result_features(r, 0, 0, &d, sh), AG_ERR_STATE);
+    ck_assert_ptr_null(d);
+    ck_assert_msg(strstr(ag_last_error(), "ag_intervention_result_features") && strstr(ag_last_error(), "transcoder"), "%s",
+                  ag_last_error());
+    ag_intervention_result_free(r);
+    ag_transcoder *tc = set_of(2);
+    ag_intervene_options o = tc_opts(AG_INTERVENE_DIRECT, tc, 0, 0, 0, 0);
+    r = ag_test_intervene(t, &iv, 1, &o); /* a neuron clamp with a set: features still reported */
+    ck_assert_int_eq(ag_intervention_result_features(r, -1, 0, &d, sh), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(ag_last_error(), "layer = -1"));
+    ck_assert_int_eq(ag_intervention_result_features(r, 5, 1, &d, sh), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_intervention_result_features(r, 0, 0, NULL, sh), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_intervention_result_features(NULL, 0, 0, &d, sh), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(ag_intervention_result_features(r, 4, 1, &d, NULL), AG_OK);
+    /* a neuron clamp in block 2 changes nothing below block 3's features in DIRECT mode */
+    for (int l = 0; l < 3; l++) {
+        ck_assert_int_eq(ag_intervention_result_features(r, l, 1, &d, sh), AG_OK);
+        ck_assert_double_eq(ag_max_abs_f(d, (size_t)sh[0] * (size_t)sh[1]), 0.0);
+    }
+    ck_assert_int_eq(ag_intervention_result_features(r, 3, 1, &d, sh), AG_OK);
+    ck_assert_double_gt(ag_max_abs_f(d, (size_t)sh[0] * (size_t)sh[1]), 0.0);
+    ag_intervention_result_free(r);
+    ag_transcoder_free(tc);
     ag_trace_free(t);
     ag_model_free(m);
 }
@@ -1057,6 +1314,151 @@ START_TEST(test_steered_generation_features) {
 }
 END_TEST
 
+/* ---- a set loaded (or trained) for another model of the same shape ------------------------------- */
+
+/* stories260K.bin's bytes with weights scaled by (1 + eps): every weight (tensor = -1) or only
+ * the down projection w2 of block 4 (tensor = 4; llama2.c layout: embedding, rms_att, wq, wk,
+ * wv, wo, rms_ffn, w1, w2, w3, ...), as a model in memory named `name`. */
+static ag_model *perturbed_model(int tensor, float eps, const char *name) {
+    FILE *f = fopen(ag_test_fixture(STORIES_BIN), "rb");
+    ck_assert_ptr_nonnull(f);
+    static unsigned char buf[1 << 21];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    ck_assert(n > 28 && n < sizeof buf);
+    int32_t h[7];
+    memcpy(h, buf, sizeof h);
+    size_t D = (size_t)h[0], Hd = (size_t)h[1], L = (size_t)h[2], H = (size_t)h[3], KV = (size_t)h[4] * (D / H), V = (size_t)abs(h[5]);
+    size_t begin = 0, count = (n - 28) / 4;
+    if (tensor == 4) {
+        begin = V * D + L * D + L * D * D + 2 * L * KV * D + L * D * D + L * D + L * Hd * D + 4 * D * Hd;
+        count = D * Hd;
+    }
+    float *w = malloc(count * sizeof *w);
+    memcpy(w, buf + 28 + 4 * begin, count * sizeof *w);
+    for (size_t i = 0; i < count; i++) w[i] *= 1.0f + eps;
+    memcpy(buf + 28 + 4 * begin, w, count * sizeof *w);
+    free(w);
+    ag_model *m = NULL;
+    ck_assert_int_eq(ag_model_load_memory(&m, buf, n, 1, name, NULL), AG_OK);
+    return m;
+}
+
+/* ag_intervene of a feature clamp with `tc` on `t` in every mode: all succeed, or (other != NULL)
+ * all fail with AG_ERR_INVALID_ARGUMENT naming opts->transcoder and both models. */
+static void expect_intervene(const ag_trace *t, const ag_transcoder *tc, const char *other, const char *loaded_for) {
+    ag_intervention iv = feat_iv(AG_INTERVENE_SET, 1, 4, 3, 0.0f);
+    const int32_t modes[3] = {AG_INTERVENE_DIRECT, AG_INTERVENE_LINEAR, AG_INTERVENE_FREE};
+    for (int k = 0; k < 3; k++) {
+        for (size_t n = 0; n < 2; n++) { /* without items too: the set still shapes LINEAR */
+            ag_intervene_options o = tc_opts(modes[k], tc, 0, 0, 0, 0);
+            ag_intervention_result *r = (ag_intervention_result *)0x1;
+            ag_status st = ag_intervene(&r, t, &iv, n, &o);
+            if (!other) {
+                ck_assert_msg(st == AG_OK, "mode %d: %s", modes[k], ag_last_error());
+                ag_intervention_result_free(r);
+                continue;
+            }
+            ck_assert_int_eq(st, AG_ERR_INVALID_ARGUMENT);
+            ck_assert_ptr_null(r);
+            const char *msg = ag_last_error();
+            ck_assert_msg(strstr(msg, "opts->transcoder was loaded for the model") && strstr(msg, loaded_for) && strstr(msg, other),
+                          "message: %s", msg);
+        }
+    }
+}
+
+START_TEST(test_set_loaded_for_another_model) {
+    ag_model *m = ag_test_load_model(STORIES_BIN, NULL), *m2 = ag_test_load_model(STORIES_BIN, NULL);
+    ag_model *mg = ag_test_load_model("models/stories260K.gguf", NULL);
+    ag_model *mx = perturbed_model(-1, 1e-3f, "retrained-everywhere"), *my = perturbed_model(4, 1e-2f, "retrained-w2-of-block-4");
+    ag_transcoder *rnd = set_of(0);
+    char dir[] = "/tmp/ag_h13_for_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(ag_transcoder_save(rnd, dir), AG_OK);
+    ag_transcoder *for_m = NULL, *for_none = NULL, *for_x = NULL;
+    ck_assert_int_eq(ag_transcoder_load(&for_m, dir, m, NULL), AG_OK);
+    ck_assert_int_eq(ag_transcoder_load(&for_none, dir, NULL, NULL), AG_OK);
+    ck_assert_int_eq(ag_transcoder_load(&for_x, dir, mx, NULL), AG_OK);
+    ag_trace *tm = ag_test_trace(m, TOKS, 9), *tm2 = ag_test_trace(m2, TOKS, 9), *tg = ag_test_trace(mg, TOKS, 9);
+    ag_trace *tx = ag_test_trace(mx, TOKS, 9), *ty = ag_test_trace(my, TOKS, 9);
+    /* loaded for stories260K: the same weights loaded again, or from the GGUF conversion, are the
+     * same model; a retrained model of the same shape is not, even if only one tensor differs */
+    expect_intervene(tm, for_m, NULL, NULL);
+    expect_intervene(tm2, for_m, NULL, NULL);
+    expect_intervene(tg, for_m, NULL, NULL);
+    expect_intervene(tx, for_m, "retrained-everywhere", STORIES_BIN);
+    expect_intervene(ty, for_m, "retrained-w2-of-block-4", STORIES_BIN);
+    /* loaded for the other model: the other way round */
+    expect_intervene(tx, for_x, NULL, NULL);
+    expect_intervene(tm, for_x, STORIES_BIN, "retrained-everywhere");
+    /* loaded without a model, or built in memory: nothing recorded, shapes only */
+    expect_intervene(tx, for_none, NULL, NULL);
+    expect_intervene(tx, rnd, NULL, NULL);
+    /* steered generation */
+    ag_intervention iv = feat_iv(AG_INTERVENE_SET, 1, 4, 3, 0.0f);
+    ag_generate_options go;
+    AG_GENERATE_OPTIONS_INIT(go);
+    go.max_new_tokens = 2;
+    go.transcoder = for_m;
+    int32_t gen[2];
+    size_t ng = 0;
+    ck_assert_int_eq(ag_generate_steered(m2, TOKS, 5, &iv, 1, &go, gen, 2, &ng), AG_OK);
+    ck_assert_int_eq(ag_generate_steered(my, TOKS, 5, &iv, 1, &go, gen, 2, &ng), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(ag_last_error(), "was loaded for the model"));
+    /* validation of a transcoder graph: the graph was built (on the retrained model's trace) with
+     * the set, which was loaded for stories260K */
+    ag_graph *g = ag_test_transcoder_graph(tx, for_m, 40, 0, NULL, 0);
+    ag_validate_options vo;
+    AG_VALIDATE_OPTIONS_INIT(vo);
+    vo.top_k = 2;
+    vo.modes = AG_VALIDATE_DIRECT;
+    vo.transcoder = for_m;
+    ag_validation *v = (ag_validation *)0x1;
+    ck_assert_int_eq(ag_graph_validate(&v, g, tx, &vo), AG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(v);
+    ck_assert_ptr_nonnull(strstr(ag_last_error(), "was loaded for the model"));
+    vo.transcoder = for_x;
+    ck_assert_msg(ag_graph_validate(&v, g, tx, &vo) == AG_OK, "%s", ag_last_error());
+    ag_validation_free(v);
+    ag_graph_free(g);
+    /* a set trained for stories260K records it too */
+    if (!ag_test_under_valgrind()) {
+        ag_transcoder_train_options to;
+        AG_TRANSCODER_TRAIN_OPTIONS_INIT(to);
+        to.n_features = 16;
+        to.corpus_tokens = 300;
+        to.context = 32;
+        to.buffer_tokens = 128;
+        to.batch_size = 32;
+        to.steps = 2;
+        to.warmup_steps = 1;
+        ag_transcoder *trained = NULL;
+        ck_assert_msg(ag_transcoder_train(&trained, m, &to) == AG_OK, "%s", ag_last_error());
+        expect_intervene(tm2, trained, NULL, NULL);
+        expect_intervene(ty, trained, "retrained-w2-of-block-4", STORIES_BIN);
+        ag_transcoder_free(trained);
+    }
+    ag_trace_free(tm);
+    ag_trace_free(tm2);
+    ag_trace_free(tg);
+    ag_trace_free(tx);
+    ag_trace_free(ty);
+    ag_transcoder_free(for_m);
+    ag_transcoder_free(for_none);
+    ag_transcoder_free(for_x);
+    ag_transcoder_free(rnd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ag_model_free(m);
+    ag_model_free(m2);
+    ag_model_free(mg);
+    ag_model_free(mx);
+    ag_model_free(my);
+}
+END_TEST
+
 /* ---- the command line ------------------------------------------------------------------------------ */
 
 #ifdef AG_CLI_PATH
@@ -1103,6 +1505,26 @@ START_TEST(test_cli) {
     for (size_t i = 0; i < n; i++) ck_assert_msg(fabs(got[i] - want[i]) <= 1e-6 * (1 + fabs(want[i])), "logit %zu: %g vs %g", i, got[i], want[i]);
     free(got);
     ag_intervention_result_free(r);
+    /* the sites spelled out as ag_site_name writes them (feature.L, mlp.L): the same run */
+    snprintf(args, sizeof args, "intervene -m '%s' -t 1,403,407,261,378,300,413,372,260 --transcoders '%s' --ablate feature.1:4:%d "
+             "--set feature.1:-1:%d=2 --mode linear", ag_test_fixture(STORIES_BIN), dir, on, off);
+    char *out2 = ag_test_cli_output(args, &code);
+    ck_assert_int_eq(code, 0);
+    ck_assert_str_eq(out2, out);
+    free(out2);
+    const char *neuron_pairs[2][2] = {{"--set 2:4:17=3 --scale 1:3:40=0", "--set mlp.2:4:17=3 --scale mlp.1:3:40=0"},
+                                      {"--shift 0:1..2:5=0.5", "--shift mlp.0:1..2:5=0.5"}};
+    for (int k = 0; k < 2; k++) {
+        char *o2[2];
+        for (int q = 0; q < 2; q++) {
+            snprintf(args, sizeof args, "intervene -m '%s' -t 1,403,407,261,378 %s", ag_test_fixture(STORIES_BIN), neuron_pairs[k][q]);
+            o2[q] = ag_test_cli_output(args, &code);
+            ck_assert_msg(code == 0, "'%s' exited %d", neuron_pairs[k][q], code);
+        }
+        ck_assert_str_eq(o2[0], o2[1]);
+        free(o2[0]);
+        free(o2[1]);
+    }
     cJSON_Delete(root);
     free(out);
     /* free mode with the replacement model, and steering */
@@ -1117,10 +1539,13 @@ START_TEST(test_cli) {
     cJSON_Delete(root);
     free(out);
     /* errors */
-    const char *bad[5] = {"--ablate f1:2:3", /* no --transcoders */
-                          "--transcoders DIR --ablate f1:2:999", "--transcoders DIR --ablate 1:2:3 --mode linear",
-                          "--free-replacement --ablate 1:2:3", "--transcoders DIR --ablate f1:0:3"};
-    for (int i = 0; i < 5; i++) {
+    const char *bad[10] = {"--ablate f1:2:3", /* no --transcoders */
+                           "--transcoders DIR --ablate f1:2:999", "--transcoders DIR --ablate 1:2:3 --mode linear",
+                           "--free-replacement --ablate 1:2:3", "--transcoders DIR --ablate f1:0:3",
+                           "--ablate feature.1:2:3", /* spelled out, still no --transcoders */
+                           "--transcoders DIR --ablate attn.1:2:3", "--transcoders DIR --ablate resid.1:2:3",
+                           "--transcoders DIR --ablate feature.x:2:3", "--transcoders DIR --ablate feature.1.2:3"};
+    for (int i = 0; i < 10; i++) {
         char extra[512];
         const char *at = strstr(bad[i], "DIR");
         if (at) snprintf(extra, sizeof extra, "--transcoders '%s'%s", dir, at + 3);
@@ -1167,6 +1592,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_noop_and_free_frozen_equals_linear);
     tcase_add_test(tc, test_bad_feature_interventions);
     tcase_add_test(tc, test_steered_generation_features);
+    tcase_add_loop_test(tc, test_result_features, 0, 4);
+    tcase_add_test(tc, test_result_features_errors);
     suite_add_tcase(s, tc);
     TCase *gr = tcase_create("graphs");
     tcase_set_timeout(gr, 600);
@@ -1176,6 +1603,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(gr, test_validate_transcoder_graphs, 0, 4);
     tcase_add_test(gr, test_validate_diff_direction_targets);
     tcase_add_test(gr, test_validate_bad_transcoder);
+    tcase_add_test(gr, test_set_loaded_for_another_model);
 #ifdef AG_CLI_PATH
     tcase_add_test(gr, test_cli);
 #endif

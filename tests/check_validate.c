@@ -9,11 +9,13 @@
  *   - logit-difference and direction targets: the same exactness, and the measured change
  *     equal to the change of logit(a) - logit(b) / direction . final-norm output of the same
  *     ablation run through ag_intervene;
- *   - `attrgraph validate`.
+ *   - `attrgraph validate`, and its --target-direction FILE (the classifier rows' difference from
+ *     naive_llama's reader, written as text, equals --target-diff; bad files are refused).
  * Independent pieces: W2 and the error vectors come from tests/support/naive_llama's own reader.
  */
 #include <check.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,6 +599,139 @@ END_TEST
 
 #ifdef AG_CLI_PATH
 
+/* Write the numbers v[0..n) to a new temporary file, separated by `sep` (every `per_line`
+ * numbers a newline), with `prefix` / `suffix` around them; returns its malloc'ed path. */
+static char *write_numbers(const double *v, int n, const char *sep, int per_line, const char *prefix, const char *suffix) {
+    char *path = strdup("/tmp/ag_h13_dir_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(prefix, f);
+    for (int i = 0; i < n; i++) fprintf(f, "%s%.9g%s", i ? sep : "", v[i], per_line && (i + 1) % per_line == 0 ? "\n" : "");
+    fputs(suffix, f);
+    ck_assert_int_eq(fclose(f), 0);
+    return path;
+}
+
+/* attrgraph validate's JSON for `target_args` (-q), parsed. */
+static cJSON *cli_validate_json(const char *target_args) {
+    char args[2048];
+    int code;
+    snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407,261,378 -k 8 --max-feature-nodes %d %s -q", ag_test_fixture(STORIES_BIN),
+             ag_test_under_valgrind() ? 200 : 0, target_args);
+    char *out = ag_test_cli_output(args, &code);
+    ck_assert_msg(code == 0, "attrgraph %s exited %d", args, code);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_msg(root != NULL, "not JSON: %.200s", out);
+    free(out);
+    return root;
+}
+
+/* `attrgraph validate ARGS` fails, with one stderr line that contains every needle (NULL-ended). */
+static void expect_cli_error(const char *target_args, ...) {
+    char args[2048];
+    int code;
+    snprintf(args, sizeof args, "validate -m '%s' -t 1,403,407,261,378 %s", ag_test_fixture(STORIES_BIN), target_args);
+    char *err = ag_test_cli_stderr(args, &code);
+    ck_assert_msg(code != 0, "'%s' should fail", target_args);
+    ck_assert_msg(strncmp(err, "attrgraph validate: ", 20) == 0, "'%s': message '%s'", target_args, err);
+    ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "'%s': not one line: '%s'", target_args, err);
+    va_list ap;
+    va_start(ap, target_args);
+    for (const char *needle; (needle = va_arg(ap, const char *)) != NULL;)
+        ck_assert_msg(strstr(err, needle) != NULL, "'%s': message '%s' does not say '%s'", target_args, err, needle);
+    va_end(ap);
+    free(err);
+}
+
+/* --target-direction FILE: the classifier rows' difference w_432 - w_261 read from a file is the
+ * same target as --target-diff 432,261 (every prediction and measurement agrees), in any of the
+ * documented spellings; bad files are refused with the file and the problem named. */
+START_TEST(test_cli_validate_direction) {
+    nl_model *nm = nl_load_bin(ag_test_fixture(STORIES_BIN)); /* the classifier rows, read independently */
+    ck_assert_ptr_nonnull(nm);
+    const int D = nm->c.dim;
+    double *w = malloc(sizeof(double) * (size_t)D);
+    for (int d = 0; d < D; d++) w[d] = (double)(float)(nm->wcls[(size_t)432 * D + d] - nm->wcls[(size_t)261 * D + d]);
+    char *files[3] = {write_numbers(w, D, "", 1, "", ""),             /* one per line */
+                      write_numbers(w, D, " \t", 8, "  ", "\n\n"),    /* spaces and tabs, 8 per line */
+                      write_numbers(w, D, ", ", 0, "[", "]\n")};      /* a JSON array */
+    cJSON *ref = cli_validate_json("--target-diff 432,261");
+    const cJSON *rn = cJSON_GetObjectItem(ref, "nodes");
+    ck_assert_int_eq(cJSON_GetArraySize(rn), 8);
+    double worst = 0.0;
+    for (int f = 0; f < 3; f++) {
+        char ta[512];
+        snprintf(ta, sizeof ta, "--target-direction '%s'", files[f]);
+        cJSON *root = cli_validate_json(ta);
+        ck_assert_str_eq(ag_json_get(root, "target", "kind", NULL)->valuestring, "direction");
+        ck_assert_int_eq(ag_json_get(root, "target", "token", NULL)->valueint, -1);
+        double tv = ag_json_get(root, "target", "value", NULL)->valuedouble, rv = ag_json_get(ref, "target", "value", NULL)->valuedouble;
+        ck_assert_msg(fabs(tv - rv) <= 1e-5 * fabs(rv), "target value %.9g vs logit difference %.9g", tv, rv);
+        const cJSON *nodes = cJSON_GetObjectItem(root, "nodes");
+        ck_assert_int_eq(cJSON_GetArraySize(nodes), 8);
+        for (int i = 0; i < 8; i++) {
+            const cJSON *a = cJSON_GetArrayItem(nodes, i), *b = cJSON_GetArrayItem(rn, i);
+            ck_assert_str_eq(cJSON_GetObjectItem(a, "id")->valuestring, cJSON_GetObjectItem(b, "id")->valuestring);
+            const char *keys[2] = {"predicted_direct", "predicted_total"};
+            for (int k = 0; k < 2; k++) {
+                double x = cJSON_GetObjectItem(a, keys[k])->valuedouble, y = cJSON_GetObjectItem(b, keys[k])->valuedouble;
+                worst = fmax(worst, fabs(x - y) / fmax(1e-3, fabs(y)));
+                ck_assert_msg(fabs(x - y) <= 1e-4 * fmax(1e-3, fabs(y)), "node %d %s: %.9g vs %.9g", i, keys[k], x, y);
+            }
+            const char *modes[4] = {"direct", "linear", "free", "free_frozen_attention"};
+            for (int k = 0; k < 4; k++) {
+                double x = ag_json_get(a, "measured", modes[k], NULL)->valuedouble, y = ag_json_get(b, "measured", modes[k], NULL)->valuedouble;
+                worst = fmax(worst, fabs(x - y) / fmax(1e-3, fabs(y)));
+                ck_assert_msg(fabs(x - y) <= 1e-4 * fmax(1e-3, fabs(y)), "node %d measured %s: %.9g vs %.9g", i, modes[k], x, y);
+            }
+        }
+        const cJSON *d = ag_json_get(root, "summary", "direct", "vs_direct", "rel_error", NULL);
+        const cJSON *l = ag_json_get(root, "summary", "linear", "vs_total", "rel_error", NULL);
+        ck_assert(d && l && d->valuedouble <= 1e-4 && l->valuedouble <= 1e-4);
+        cJSON_Delete(root);
+    }
+    printf("--target-direction vs --target-diff: worst relative difference %.3g\n", worst);
+    cJSON_Delete(ref);
+    /* bad files: each message names the file and what is wrong */
+    double *w65 = malloc(sizeof(double) * (size_t)(D + 1));
+    memcpy(w65, w, sizeof(double) * (size_t)D);
+    w65[D] = 1.0;
+    double *zero = calloc((size_t)D, sizeof(double));
+    char *short_f = write_numbers(w, D - 1, " ", 0, "", "\n"), *long_f = write_numbers(w65, D + 1, " ", 0, "", "\n");
+    char *word_f = write_numbers(w, 4, " ", 0, "", " 0.5x"), *nan_f = write_numbers(w, 2, " ", 0, "", " nan 1"),
+         *zero_f = write_numbers(zero, D, "\n", 0, "", "\n"), *empty_f = write_numbers(w, 0, "", 0, "", "");
+    char a[512];
+    snprintf(a, sizeof a, "--target-direction '%s'", short_f);
+    expect_cli_error(a, short_f, "63 numbers", "dim is 64", (char *)NULL);
+    snprintf(a, sizeof a, "--target-direction '%s'", long_f);
+    expect_cli_error(a, long_f, "65 numbers", (char *)NULL);
+    snprintf(a, sizeof a, "--target-direction '%s'", word_f);
+    expect_cli_error(a, word_f, "number 5", "0.5x", "not a finite float", (char *)NULL);
+    snprintf(a, sizeof a, "--target-direction '%s'", nan_f);
+    expect_cli_error(a, nan_f, "number 3", "nan", (char *)NULL);
+    snprintf(a, sizeof a, "--target-direction '%s'", zero_f);
+    expect_cli_error(a, zero_f, "every number is 0", (char *)NULL);
+    snprintf(a, sizeof a, "--target-direction '%s'", empty_f);
+    expect_cli_error(a, empty_f, "0 numbers", (char *)NULL);
+    expect_cli_error("--target-direction /nonexistent/dir.txt", "/nonexistent/dir.txt", "cannot open", (char *)NULL);
+    snprintf(a, sizeof a, "--target-direction '%s' --target-diff 432,261", files[0]);
+    expect_cli_error(a, "one of --target, --target-diff and --target-direction", (char *)NULL);
+    snprintf(a, sizeof a, "--target 5 --target-direction '%s'", files[0]);
+    expect_cli_error(a, "one of --target", (char *)NULL);
+    char *all[9] = {files[0], files[1], files[2], short_f, long_f, word_f, nan_f, zero_f, empty_f};
+    for (int i = 0; i < 9; i++) {
+        remove(all[i]);
+        free(all[i]);
+    }
+    free(zero);
+    free(w65);
+    free(w);
+    nl_free(nm);
+}
+END_TEST
+
 START_TEST(test_cli_validate) {
     char args[1024];
     int code;
@@ -654,6 +789,7 @@ static Suite *validate_suite(void) {
     tcase_add_test(tc, test_validate_direction_target);
 #ifdef AG_CLI_PATH
     tcase_add_test(tc, test_cli_validate);
+    tcase_add_test(tc, test_cli_validate_direction);
 #endif
     suite_add_tcase(s, tc);
     return s;

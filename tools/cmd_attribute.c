@@ -213,6 +213,9 @@ static int run_attribute(cli_args *a) {
     if (!site) return cli_fail(cmd, "--at SITE is required (embed, resid.L, mid.L, mlp.L, attn.L)");
     if (ag_site_parse(site, &o.site_kind, &o.site_layer) != AG_OK)
         return cli_fail(cmd, "--at '%s': expected embed, resid.L, mid.L, mlp.L or attn.L", site);
+    if (o.site_kind == AG_SITE_FEATURE)
+        return cli_fail(cmd, "--at '%s': transcoder features are an intervention site (attrgraph intervene --transcoders DIR "
+                             "--set fL:P:I=V), not an attribution site; use mlp.L, or attrgraph graph --basis transcoders", site);
     if ((s = cli_opt(a, NULL, "--target"))) {
         if (cli_parse_int(s, "--target", 0, INT32_MAX, &v)) return 1;
         o.target_token = (int32_t)v;

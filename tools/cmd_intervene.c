@@ -48,18 +48,33 @@ static int parse_pos(const char *s, const char **end, long T, ag_intervention *i
 }
 
 /* [f]LAYER:POS:INDEX=NUMBER (NUMBER may be absent when want_value is 0); a leading 'f' makes it
- * a transcoder feature. */
+ * a transcoder feature. The site may also be spelled out as ag_site_name writes it:
+ * mlp.LAYER:POS:INDEX (neurons) or feature.LAYER:POS:INDEX (features). */
 static int parse_unit(const char *cmd, const char *flag, const char *s, long T, int want_value, ag_intervention *iv) {
     const char *p = s;
-    long layer, index;
+    long layer = 0, index = 0;
     double v = 0.0;
     memset(iv, 0, sizeof *iv);
     iv->site = AG_SITE_MLP;
-    if (*p == 'f' || *p == 'F') {
+    int bad = 0, named = 0;
+    const char *colon = strchr(p, ':');
+    if (colon && colon - p < 32 && memchr(p, '.', (size_t)(colon - p))) { /* mlp.L / feature.L */
+        char site[32];
+        int32_t kind = 0, lay = 0;
+        memcpy(site, p, (size_t)(colon - p));
+        site[colon - p] = '\0';
+        bad = ag_site_parse(site, &kind, &lay) != AG_OK || (kind != AG_SITE_MLP && kind != AG_SITE_FEATURE);
+        if (!bad) {
+            iv->site = kind;
+            layer = lay;
+            p = colon;
+            named = 1;
+        }
+    } else if (*p == 'f' || *p == 'F') {
         iv->site = AG_SITE_FEATURE;
         p++;
     }
-    int bad = parse_long(p, &p, &layer) || *p++ != ':' || parse_pos(p, &p, T, iv) || *p++ != ':' || parse_long(p, &p, &index);
+    if (!bad) bad = (!named && parse_long(p, &p, &layer)) || *p++ != ':' || parse_pos(p, &p, T, iv) || *p++ != ':' || parse_long(p, &p, &index);
     if (!bad && want_value) {
         char *e;
         bad = *p++ != '=';
@@ -72,8 +87,8 @@ static int parse_unit(const char *cmd, const char *flag, const char *s, long T, 
         bad = *p != '\0';
     }
     if (bad || layer < INT32_MIN || layer > INT32_MAX || index < INT32_MIN || index > INT32_MAX)
-        return cli_fail(cmd, "%s '%s': expected [f]LAYER:POS:INDEX%s (f: a transcoder feature; POS: P, P..Q or P..; integers; "
-                             "a finite number)",
+        return cli_fail(cmd, "%s '%s': expected [f]LAYER:POS:INDEX%s (f: a transcoder feature; or the site spelled out, "
+                             "mlp.LAYER or feature.LAYER; POS: P, P..Q or P..; integers; a finite number)",
                         flag, s, want_value ? "=NUMBER" : "");
     iv->layer = (int32_t)layer;
     iv->index = (int32_t)index;
@@ -305,7 +320,7 @@ static int run_intervene(cli_args *a) {
     for (int i = 0; !rc && i < n_add; i++, k++) rc = parse_add(cmd, adds[i], (long)T, info.dim, &items[k], &vecs[i]);
     int any_feature = 0;
     for (int i = 0; !rc && i < n_items; i++) any_feature |= items[i].site == AG_SITE_FEATURE;
-    if (!rc && any_feature && !tc_dir) rc = cli_fail(cmd, "feature interventions (f before the layer) need --transcoders DIR");
+    if (!rc && any_feature && !tc_dir) rc = cli_fail(cmd, "feature interventions (f before the layer, or feature.L) need --transcoders DIR");
     ag_transcoder *tc = NULL;
     if (!rc && tc_dir) {
         ag_status lst = ag_transcoder_load(&tc, tc_dir, m, NULL);
@@ -494,7 +509,8 @@ const cli_command cli_cmd_intervene = {
     "                           [--generate N [--temperature X] [--seed S]]\n\n"
     "Clamps MLP neurons (INDEX of block LAYER) or, with an f before LAYER, transcoder features\n"
     "(feature INDEX of block LAYER of the set in --transcoders DIR) at prompt position POS and\n"
-    "reruns the prompt:\n"
+    "reruns the prompt (the site may also be spelled out as in attrgraph attribute --at:\n"
+    "mlp.LAYER:POS:INDEX, feature.LAYER:POS:INDEX):\n"
     "  --set      the unit keeps VALUE             --scale   K x its clean value\n"
     "  --ablate   the same as --set ...=0          --shift   its clean value + DELTA\n"
     "  --add      adds COEF x VECTOR (default COEF 1) to a residual SITE: embed (= resid.0),\n"

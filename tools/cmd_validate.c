@@ -1,7 +1,10 @@
 /* attrgraph validate (issue #7): build a prompt's attribution graph (neurons or transcoder
  * features), ablate its most influential nodes (and chosen groups) in direct, linear and free
- * mode, and compare the measured change of the target (a token's logit or a logit difference)
- * with the graph's direct effects (edges) and total effects (path sums). */
+ * mode, and compare the measured change of the target (a token's logit, a logit difference or
+ * a direction read from a file) with the graph's direct effects (edges) and total effects
+ * (path sums). */
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +63,85 @@ static int parse_group(const char *cmd, const ag_graph *g, const char *s, int64_
     return rc;
 }
 
+/* --target-direction FILE: exactly `dim` finite numbers separated by white space or commas (a
+ * JSON array works: '[' and ']' are skipped), e.g. one per line as printf("%.9g\n") writes them.
+ * The vector is malloc'ed into *out. Every error names the file and what is wrong with it. */
+static int read_direction(const char *cmd, const char *path, int dim, float **out) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_fail(cmd, "--target-direction '%s': cannot open the file: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *text = malloc(cap);
+    int rc = 0;
+    while (text) {
+        if (n + 1 >= cap) {
+            char *nt = cap < ((size_t)1 << 30) ? realloc(text, cap * 2) : NULL;
+            if (!nt) {
+                rc = cli_fail(cmd, "--target-direction '%s': the file is too large (%zu bytes read)", path, n);
+                break;
+            }
+            text = nt;
+            cap *= 2;
+        }
+        size_t got = fread(text + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (!rc && !text) rc = cli_fail(cmd, "out of memory");
+    if (!rc && ferror(f)) rc = cli_fail(cmd, "--target-direction '%s': cannot read the file: %s", path, strerror(errno));
+    fclose(f);
+    if (!rc) {
+        text[n] = '\0';
+        if (strlen(text) != n)
+            rc = cli_fail(cmd, "--target-direction '%s': a NUL byte at offset %zu: expected text (%d numbers separated by white "
+                               "space or commas)", path, strlen(text), dim);
+    }
+    float *v = rc ? NULL : malloc(sizeof(float) * (size_t)(dim > 0 ? dim : 1));
+    if (!rc && !v) rc = cli_fail(cmd, "out of memory");
+    static const char SEP[] = ", \t\n\r\f\v[]";
+    size_t k = 0;
+    int nonzero = 0;
+    for (const char *p = rc ? "" : text; *p && !rc;) {
+        if (strchr(SEP, *p)) {
+            p++;
+            continue;
+        }
+        size_t len = strcspn(p, SEP);
+        char *e;
+        errno = 0;
+        double x = strtod(p, &e);
+        if (e == p || (size_t)(e - p) != len || !isfinite(x) || isinf((float)x)) { /* underflow to 0 is fine */
+            char shown[41];
+            int binary = 0;
+            size_t m = len > 40 ? 40 : len;
+            for (size_t i = 0; i < m; i++) {
+                unsigned char ch = (unsigned char)p[i];
+                binary |= ch < 0x20 || ch >= 0x7f;
+                shown[i] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
+            }
+            shown[m] = '\0';
+            rc = cli_fail(cmd, "--target-direction '%s': number %zu ('%s%s') is not a finite float%s", path, k + 1, shown,
+                          len > m ? "..." : "", binary ? " (the file must be text, not raw binary floats)" : "");
+            break;
+        }
+        if (k < (size_t)dim) v[k] = (float)x;
+        nonzero |= (float)x != 0.0f;
+        k++;
+        p += len;
+    }
+    if (!rc && k != (size_t)dim)
+        rc = cli_fail(cmd, "--target-direction '%s': %zu numbers, but the model's dim is %d (one number per residual dimension, "
+                           "separated by white space or commas)", path, k, dim);
+    if (!rc && !nonzero) rc = cli_fail(cmd, "--target-direction '%s': every number is 0 (the direction must not be zero)", path);
+    free(text);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
 static int run_validate(cli_args *a) {
     const char *cmd = "validate";
     cli_progress bar;
@@ -70,7 +152,9 @@ static int run_validate(cli_args *a) {
     if ((s = cli_opt(a, NULL, "--max-logits")) && cli_parse_int(s, "--max-logits", 1, INT32_MAX, &max_logits)) return 1;
     if ((s = cli_opt(a, NULL, "--target")) && cli_parse_int(s, "--target", 0, INT32_MAX, &target_tok)) return 1;
     const char *diff_s = cli_opt(a, NULL, "--target-diff");
-    if (diff_s && target_tok >= 0) return cli_fail(cmd, "give --target or --target-diff, not both");
+    const char *dir_path = cli_opt(a, NULL, "--target-direction");
+    if ((diff_s != NULL) + (target_tok >= 0) + (dir_path != NULL) > 1)
+        return cli_fail(cmd, "give one of --target, --target-diff and --target-direction");
     const char *tc_dir = cli_opt(a, NULL, "--transcoders");
     int32_t modes = AG_VALIDATE_ALL;
     if ((s = cli_opt(a, NULL, "--modes")) && parse_modes(cmd, s, &modes)) return 1;
@@ -90,6 +174,14 @@ static int run_validate(cli_args *a) {
     size_t n_diff = 0;
     if (!rc && diff_s && !(rc = cli_parse_int_list(diff_s, "--target-diff", &diff, &n_diff)) && n_diff != 2)
         rc = cli_fail(cmd, "--target-diff '%s': expected TOKEN,TOKEN_B (the target is logit(TOKEN) - logit(TOKEN_B))", diff_s);
+    float *direction = NULL;
+    if (!rc && dir_path) {
+        ag_model_info info;
+        info.struct_size = sizeof info;
+        ag_status ist = ag_model_get_info(m, &info);
+        if (ist != AG_OK) rc = cli_fail_status(cmd, ist);
+        else rc = read_direction(cmd, dir_path, info.dim, &direction);
+    }
     ag_transcoder *tc = NULL;
     if (!rc && tc_dir) {
         ag_status lst = ag_transcoder_load(&tc, tc_dir, m, NULL);
@@ -115,11 +207,12 @@ static int run_validate(cli_args *a) {
             go.transcoders = tc;
         }
         ag_graph_target tg;
-        if (target_tok >= 0 || diff) {
+        if (target_tok >= 0 || diff || direction) {
             memset(&tg, 0, sizeof tg);
-            tg.kind = diff ? AG_GRAPH_TARGET_LOGIT_DIFF : AG_GRAPH_TARGET_TOKEN;
-            tg.token = diff ? diff[0] : (int32_t)target_tok;
+            tg.kind = direction ? AG_GRAPH_TARGET_DIRECTION : diff ? AG_GRAPH_TARGET_LOGIT_DIFF : AG_GRAPH_TARGET_TOKEN;
+            tg.token = diff ? diff[0] : direction ? 0 : (int32_t)target_tok;
             tg.token_b = diff ? diff[1] : 0;
+            tg.direction = direction;
             go.targets = &tg;
             go.n_targets = 1;
         }
@@ -177,6 +270,7 @@ static int run_validate(cli_args *a) {
     }
     free(gnodes);
     free(diff);
+    free(direction);
     ag_validation_free(v);
     ag_graph_free(g);
     ag_transcoder_free(tc);
@@ -190,7 +284,8 @@ const cli_command cli_cmd_validate = {
     "validate", "check a prompt's attribution graph against interventions on the model",
     "usage: attrgraph validate -m MODEL [-z TOKENIZER] (-p TEXT | -t IDS) [-k N]\n"
     "                          [--modes direct,linear,free,free_frozen_attention|all]\n"
-    "                          [--target TOKEN | --target-diff TOKEN,TOKEN_B] [--transcoders DIR]\n"
+    "                          [--target TOKEN | --target-diff TOKEN,TOKEN_B | --target-direction FILE]\n"
+    "                          [--transcoders DIR]\n"
     "                          [--max-feature-nodes N] [--max-logits K]\n"
     "                          [--group ID,ID,... ...] [--no-errors] [--no-embeddings]\n"
     "                          [-o REPORT.json] [-q]\n\n"
@@ -200,8 +295,11 @@ const cli_command cli_cmd_validate = {
     "removing a x its decoder rows from every block it writes -, embeddings and error vectors\n"
     "removed from the residual stream) and every --group of node ids together, and compares the\n"
     "change of the target (default: the most probable token's demeaned logit; --target TOKEN that\n"
-    "token's; --target-diff A,B the logit difference logit(A) - logit(B)) with the graph's direct\n"
-    "effect (the edge) and total effect (the sum over all paths of the unpruned graph):\n"
+    "token's; --target-diff A,B the logit difference logit(A) - logit(B); --target-direction FILE\n"
+    "the direction w . (final-norm output) at the last position, w = the file's dim numbers, in\n"
+    "the space of the classifier rows: plain text, numbers separated by white space or commas,\n"
+    "e.g. one per line; a JSON array works) with the graph's direct effect (the edge) and total\n"
+    "effect (the sum over all paths of the unpruned graph):\n"
     "  direct  - norms, attention patterns, gates and other MLP outputs frozen: equals the edge\n"
     "  linear  - the local replacement model (with --transcoders the transcoder's: features\n"
     "            recomputed with frozen multipliers, reconstruction error held): equals the path sum\n"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "engine/blas.h"
 #include "engine/trace.h"
 #include "graph/intervene.h"
 #include "transcoder/transcoder.h"
@@ -20,6 +21,10 @@ struct ag_intervention_result {
     int32_t *item_pos;  /* [n_items][2] position range [begin, end) */
     float *previous;    /* [n_items][T] clean unit values (NAN outside the range / not a unit) */
     float *value;       /* [n_items][T] the values clamped to */
+    /* with a transcoder set: its features in this run, [2][tc_L][T][tc_F] (the run's values, then
+     * their changes from the trace; see run_features); NULL without a set */
+    float *feat;
+    int tc_L, tc_F;
 };
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -289,7 +294,63 @@ void ag_intervention_result_free(ag_intervention_result *r) {
     free(r->item_pos);
     free(r->previous);
     free(r->value);
+    free(r->feat);
     free(r);
+}
+
+/* The features of every layer of the set in the run just made (r->full / r->delta filled, the
+ * items' clamp values in r->value), into r->feat: full values, then changes. Per mode:
+ *   LINEAR   the replacement model's own features (the run's changes, tr->acts): a = mult * pre
+ *            with the trace's multipliers;
+ *   REPLACE  the replacement model's own features (the run's values, tr->acts);
+ *   DIRECT   what the frozen-multiplier features read: change = mult * (W_enc . change of the
+ *            read point), from the exact delta run (they feed nothing: MLP outputs are frozen);
+ *   REAL     the encoder (activation function included) on the run's read point; rows equal to
+ *            the trace's bit for bit keep the trace's activations (change exactly 0).
+ * Then every clamped (layer, position, feature) reports its clamped value; BOS rows are 0. */
+static void run_features(ag_intervention_result *r, const ag_transcoder *tc, const agi_tc_clean *fc, const agi_tc_run *tr,
+                         int tc_kind, const agi_acts *clean, const ag_intervention *items, size_t n_items, int bos0) {
+    int L = tc->L, T = r->T, F = tc->F, D = tc->D;
+    size_t LTF = (size_t)L * T * F, TF = (size_t)T * F;
+    float *full = r->feat, *dl = r->feat + LTF;
+    if (tc_kind == AGI_TC_LINEAR) {
+        memcpy(dl, tr->acts, sizeof(float) * LTF);
+        for (size_t q = 0; q < LTF; q++) full[q] = fc->acts[q] + dl[q];
+    } else if (tc_kind == AGI_TC_REPLACE) {
+        memcpy(full, tr->acts, sizeof(float) * LTF);
+        for (size_t q = 0; q < LTF; q++) dl[q] = full[q] - fc->acts[q];
+    } else if (tc_kind == AGI_TC_DIRECT) {
+        for (int l = 0; l < L; l++) {
+            float *d = dl + (size_t)l * TF;
+            const float *mu = fc->mult + (size_t)l * TF;
+            agi_linear(d, agi_tc_input(tc, &r->delta, l), tc->layers[l].W_enc, T, D, F, 0.0f); /* W_enc . dx */
+            for (size_t q = 0; q < TF; q++) d[q] = mu[q] != 0.0f ? mu[q] * d[q] : 0.0f;
+        }
+        if (bos0)
+            for (int l = 0; l < L; l++) memset(dl + (size_t)l * TF, 0, sizeof(float) * (size_t)F);
+        for (size_t q = 0; q < LTF; q++) full[q] = fc->acts[q] + dl[q];
+    } else { /* AGI_TC_REAL */
+        for (int l = 0; l < L; l++) {
+            float *a = full + (size_t)l * TF;
+            const float *x = agi_tc_input(tc, &r->full, l), *xc = agi_tc_input(tc, clean, l);
+            agi_tc_encode(tc, l, x, T, NULL, a);
+            for (int p = 0; p < T; p++)
+                if ((bos0 && p == 0) || memcmp(x + (size_t)p * D, xc + (size_t)p * D, sizeof(float) * (size_t)D) == 0)
+                    memcpy(a + (size_t)p * F, fc->acts + (size_t)l * TF + (size_t)p * F, sizeof(float) * (size_t)F);
+        }
+        for (size_t q = 0; q < LTF; q++) dl[q] = full[q] - fc->acts[q];
+    }
+    for (size_t i = 0; i < n_items; i++) {
+        if (items[i].site != AG_SITE_FEATURE) continue;
+        int l = items[i].layer, f = items[i].index;
+        for (int p = r->item_pos[2 * i]; p < r->item_pos[2 * i + 1]; p++) {
+            float v = r->value[i * (size_t)T + (size_t)p];
+            if (isnan(v)) continue; /* BOS */
+            size_t at = (size_t)l * TF + (size_t)p * F + (size_t)f;
+            full[at] = v;
+            dl[at] = v - fc->acts[at];
+        }
+    }
 }
 
 ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, const ag_intervention *items,
@@ -361,6 +422,12 @@ ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, cons
         r->value = agi_calloc(nv, sizeof *r->value, fn);
         if (!r->item_unit || !r->item_pos || !r->previous || !r->value) st = AG_ERR_OUT_OF_MEMORY;
     }
+    if (st == AG_OK && tc) { /* the features of the run (ag_intervention_result_features) */
+        r->tc_L = tc->L;
+        r->tc_F = tc->F;
+        r->feat = agi_malloc(sizeof(float) * 2 * (size_t)tc->L * (size_t)T * (size_t)tc->F, fn);
+        if (!r->feat) st = AG_ERR_OUT_OF_MEMORY;
+    }
     if (st != AG_OK) {
         free(edits);
         agi_tc_run_free(&tr);
@@ -376,7 +443,6 @@ ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, cons
     if (tc) agi_tc_run_reset(&tr, delta);
     agi_intervene_run(m, clean, edits, n_edits, freeze, delta, tc ? &tr.ext : NULL, run);
     free(edits);
-    agi_tc_run_free(&tr);
     memcpy(other->tokens, clean->tokens, (size_t)T * sizeof *clean->tokens);
     size_t nf = clean->mem_floats;
     if (delta) /* frozen arrays stay 0 in the delta run, so full = clean + delta throughout */
@@ -401,6 +467,8 @@ ag_status ag_intervene(ag_intervention_result **out, const ag_trace *trace, cons
             r->value[at] = clamped_value(it, cv);
         }
     }
+    if (tc) run_features(r, tc, &fc, &tr, tc_kind, clean, items, n_items, bos0);
+    agi_tc_run_free(&tr);
     agi_tc_clean_free(&fc);
     const float *lg = r->full.logits;
     for (size_t i = 0; i < (size_t)T * (size_t)c->vocab_size; i++)
@@ -453,3 +521,23 @@ ag_status ag_intervention_result_unit(const ag_intervention_result *r, size_t it
 }
 
 int32_t ag_intervention_result_mode(const ag_intervention_result *r) { return r ? r->mode : 0; }
+
+ag_status ag_intervention_result_features(const ag_intervention_result *r, int32_t layer, int32_t delta, const float **data,
+                                          int64_t shape[2]) {
+    static const char *const fn = "ag_intervention_result_features";
+    if (!r || !data) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !r ? "result" : "data");
+    *data = NULL;
+    if (!r->feat)
+        return agi_error(AG_ERR_STATE, fn,
+                         "the result was made without a transcoder set (ag_intervene_options.transcoder was NULL), so it has no "
+                         "feature activations");
+    if (layer < 0 || layer >= r->tc_L)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "layer = %d is outside [0, %d) (the transcoder set's layers)", layer, r->tc_L);
+    size_t TF = (size_t)r->T * (size_t)r->tc_F;
+    *data = r->feat + (delta ? (size_t)r->tc_L * TF : 0) + (size_t)layer * TF;
+    if (shape) {
+        shape[0] = r->T;
+        shape[1] = r->tc_F;
+    }
+    return AG_OK;
+}

@@ -34,7 +34,9 @@
 /* 1 when position 0 of `tokens` holds BOS (no transcoder features there, as in graphs). */
 int agi_tc_bos0(const ag_model *m, const int32_t *tokens);
 
-/* A set that fits the model (layer count, width), else AG_ERR_INVALID_ARGUMENT naming `what`. */
+/* A set that fits the model (layer count, width) and, when the set records the model it was
+ * loaded or trained for (ag_transcoder.has_model), was loaded for this model (same
+ * agi_model_fingerprint); else AG_ERR_INVALID_ARGUMENT naming `what`. */
 ag_status agi_tc_check_model(const ag_transcoder *tc, const ag_model *m, const char *func, const char *what);
 
 /* The clean side of a set on one trace. */

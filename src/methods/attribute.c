@@ -96,6 +96,11 @@ ag_status ag_attribute(const ag_trace *trace, const ag_attribute_options *opts, 
     const agi_method *meth = method_by_id(o.method);
     if (!meth)
         return agi_error(AG_ERR_UNSUPPORTED, fn, "opts->method = %d (decomposition) is not built into this library", o.method);
+    if (o.site_kind == AG_SITE_FEATURE)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
+                         "opts->site_kind = AG_SITE_FEATURE (feature.L): transcoder features are an intervention site "
+                         "(ag_intervene), not an attribution site; attribute to mlp.L, or build a graph with "
+                         "basis AG_BASIS_TRANSCODERS");
     if (o.site_kind < AG_SITE_EMBED || o.site_kind > AG_SITE_ATTN)
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->site_kind = %d is not an AG_SITE_* value", o.site_kind);
     if (o.site_kind == AG_SITE_EMBED) o.site_layer = 0;
@@ -203,7 +208,7 @@ ag_status ag_attribution_get_stats(const ag_attribution *r, ag_attribution_stats
 
 /* ---- site names ------------------------------------------------------------------------- */
 
-static const char *const SITE_PREFIX[] = {NULL, "embed", "resid", "mid", "mlp", "attn"};
+static const char *const SITE_PREFIX[] = {NULL, "embed", "resid", "mid", "mlp", "attn", "feature"};
 
 ag_status ag_site_parse(const char *text, int32_t *kind, int32_t *layer) {
     static const char *const fn = "ag_site_parse";
@@ -213,7 +218,7 @@ ag_status ag_site_parse(const char *text, int32_t *kind, int32_t *layer) {
         *layer = 0;
         return AG_OK;
     }
-    for (int k = AG_SITE_RESID; k <= AG_SITE_ATTN; k++) {
+    for (int k = AG_SITE_RESID; k <= AG_SITE_FEATURE; k++) {
         size_t len = strlen(SITE_PREFIX[k]);
         if (strncmp(text, SITE_PREFIX[k], len) != 0 || text[len] != '.') continue;
         const char *d = text + len + 1;
@@ -229,12 +234,12 @@ ag_status ag_site_parse(const char *text, int32_t *kind, int32_t *layer) {
         return AG_OK;
     }
     return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
-                     "'%s' is not a site (embed, resid.L, mid.L, mlp.L or attn.L with L a layer number)", text);
+                     "'%s' is not a site (embed, resid.L, mid.L, mlp.L, attn.L or feature.L with L a layer number)", text);
 }
 
 ag_status ag_site_name(int32_t kind, int32_t layer, char *buf, size_t cap, size_t *n_out) {
     static const char *const fn = "ag_site_name";
-    if (kind < AG_SITE_EMBED || kind > AG_SITE_ATTN)
+    if (kind < AG_SITE_EMBED || kind > AG_SITE_FEATURE)
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "kind = %d is not an AG_SITE_* value", kind);
     if (kind != AG_SITE_EMBED && layer < 0) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "layer = %d is negative", layer);
     char tmp[32];

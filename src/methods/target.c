@@ -17,6 +17,9 @@ static void site_text(int kind, int layer, char *buf, size_t cap) {
 
 /* Layer range check of a site against the model; kind validity too. */
 static ag_status check_site(const agi_config *c, int kind, int layer, const char *func, const char *field) {
+    if (kind == AG_SITE_FEATURE)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, func,
+                         "%s = AG_SITE_FEATURE (feature.L): transcoder features are an intervention site, not a target site", field);
     if (kind < AG_SITE_EMBED || kind > AG_SITE_ATTN)
         return agi_error(AG_ERR_INVALID_ARGUMENT, func, "%s = %d is not an AG_SITE_* value", field, kind);
     if (kind == AG_SITE_EMBED) return AG_OK;

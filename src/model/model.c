@@ -165,6 +165,51 @@ ag_status ag_model_load_memory(ag_model **out, const void *data, size_t size, in
 
 const char *ag_model_name(const ag_model *m) { return m ? m->name : NULL; }
 
+/* ---- fingerprint (model.h) ---------------------------------------------------------------- */
+
+static uint64_t fp_mix(uint64_t h, uint64_t w) {
+    h ^= w + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
+
+static uint64_t fp_tensor(uint64_t h, const float *x, size_t n) {
+    h = fp_mix(h, (uint64_t)n);
+    if (!x || n == 0) return fp_mix(h, 0);
+    size_t k = n < AGI_FINGERPRINT_SAMPLES ? n : AGI_FINGERPRINT_SAMPLES;
+    for (size_t i = 0; i < k; i++) {
+        /* evenly spaced; i = k - 1 is the last element */
+        size_t at = k == 1 ? 0 : (size_t)(((unsigned long long)i * (n - 1)) / (k - 1));
+        uint32_t bits;
+        memcpy(&bits, &x[at], sizeof bits);
+        h = fp_mix(h, bits);
+    }
+    return h;
+}
+
+uint64_t agi_model_fingerprint(const ag_model *m) {
+    const agi_config *c = &m->cfg;
+    size_t D = (size_t)c->dim, Hd = (size_t)c->hidden_dim, KV = (size_t)c->kv_dim, V = (size_t)c->vocab_size;
+    uint64_t h = 0x6174747267726170ull; /* "attrgrap" */
+    const int shape[6] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size};
+    for (int i = 0; i < 6; i++) h = fp_mix(h, (uint64_t)(uint32_t)shape[i]);
+    h = fp_tensor(h, m->w.token_embedding, V * D);
+    for (int l = 0; l < c->n_layers; l++) {
+        const agi_layer_weights *w = &m->w.layers[l];
+        h = fp_tensor(h, w->rms_att, D);
+        h = fp_tensor(h, w->wq, D * D);
+        h = fp_tensor(h, w->wk, KV * D);
+        h = fp_tensor(h, w->wv, KV * D);
+        h = fp_tensor(h, w->wo, D * D);
+        h = fp_tensor(h, w->rms_ffn, D);
+        h = fp_tensor(h, w->w1, Hd * D);
+        h = fp_tensor(h, w->w2, D * Hd);
+        h = fp_tensor(h, w->w3, Hd * D);
+    }
+    h = fp_tensor(h, m->w.rms_final, D);
+    return fp_tensor(h, m->w.wcls, V * D); /* the values, whether or not shared with the embedding */
+}
+
 ag_status ag_model_get_info(const ag_model *m, ag_model_info *info) {
     static const char *const fn = "ag_model_get_info";
     if (!m || !info) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", m ? "info" : "model");

@@ -69,4 +69,16 @@ ag_status agi_gguf_read(ag_model *model, const ag_model_options *opts);
 /* Keep a float32 array owned by the model (freed with it). Takes ownership of `p`. */
 ag_status agi_model_own(ag_model *model, float *p);
 
+/* A 64-bit fingerprint of what the model computes: its shape (dim, hidden_dim, n_layers,
+ * n_heads, n_kv_heads, vocab_size) and, of every weight tensor (embedding, per-layer norms and
+ * matrices, final norm, classifier), up to AGI_FINGERPRINT_SAMPLES evenly spaced values (the
+ * first and the last included; every value of a smaller tensor), hashed by their bit patterns.
+ * Independent of the file format and of where the weights live: the same weights loaded twice,
+ * or from a .bin and from its F32 GGUF conversion, give the same fingerprint; models trained
+ * apart differ in (almost) every weight and so in the fingerprint. Touches at most
+ * (9 L + 3) x AGI_FINGERPRINT_SAMPLES floats; no allocation; thread-safe. Used to tell
+ * whether a transcoder set was loaded for a given model (graph/intervene_tc.c). */
+#define AGI_FINGERPRINT_SAMPLES 1024
+uint64_t agi_model_fingerprint(const ag_model *model);
+
 #endif

@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "engine/blas.h"
 #include "engine/trace.h"
+#include "model/model.h"
 #include "transcoder/transcoder.h"
 
 double agi_tc_normal(uint64_t *s) {
@@ -35,7 +36,20 @@ void ag_transcoder_free(ag_transcoder *tc) {
     free(tc->labels.density);
     free(tc->labels.json);
     free(tc->model_name);
+    free(tc->model_for);
     free(tc);
+}
+
+ag_status agi_tc_record_model(ag_transcoder *tc, const ag_model *m, const char *func) {
+    const char *name = ag_model_name(m);
+    char *copy = agi_malloc(strlen(name ? name : "") + 1, func);
+    if (!copy) return AG_ERR_OUT_OF_MEMORY;
+    strcpy(copy, name ? name : "");
+    free(tc->model_for);
+    tc->model_for = copy;
+    tc->model_fp = agi_model_fingerprint(m);
+    tc->has_model = 1;
+    return AG_OK;
 }
 
 ag_status agi_tc_alloc(ag_transcoder **out, int32_t kind, int32_t activation, int32_t read_point, int L, int D, int F,

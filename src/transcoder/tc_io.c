@@ -696,6 +696,7 @@ ag_status ag_transcoder_load(ag_transcoder **out, const char *path, const ag_mod
             free(lp);
         }
     }
+    if (st == AG_OK && model) st = agi_tc_record_model(tc, model, fn); /* loaded for `model` */
     if (st != AG_OK) {
         ag_transcoder_free(tc);
         return st;

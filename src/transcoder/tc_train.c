@@ -785,6 +785,10 @@ ag_status ag_transcoder_train(ag_transcoder **out, const ag_model *m, const ag_t
         tc->model_name = malloc(strlen(b) + 1);
         if (tc->model_name) strcpy(tc->model_name, b);
     }
+    if ((st = agi_tc_record_model(tc, m, fn)) != AG_OK) { /* trained for `m` */
+        ag_transcoder_free(tc);
+        return st;
+    }
     double t0 = agi_now_seconds();
     msrc s;
     memset(&s, 0, sizeof s);

@@ -53,7 +53,16 @@ struct ag_transcoder {
     agi_tc_layer *layers; /* [L] */
     agi_tc_labels labels; /* text == NULL: none */
     char *model_name;     /* recorded model (metadata; may be NULL) */
+    /* The model the set was loaded (ag_transcoder_load with a model) or trained for: its
+     * agi_model_fingerprint and name (for messages). has_model = 0: not recorded (loaded without
+     * a model, or built in memory), and only shapes can be checked. Not written to files. */
+    int has_model;
+    uint64_t model_fp;
+    char *model_for;
 };
+
+/* Record `m` as the model the set was loaded or trained for (fingerprint and name). */
+ag_status agi_tc_record_model(ag_transcoder *tc, const ag_model *m, const char *func);
 
 static inline int agi_tc_n_out(const ag_transcoder *tc, int l) {
     return tc->kind == AG_TRANSCODER_CROSS_LAYER ? tc->L - l : 1;

@@ -9,9 +9,8 @@
 #include <sys/wait.h>
 
 #ifdef AG_CLI_PATH
-char *ag_test_cli_output(const char *args, int *code) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", AG_CLI_PATH, args);
+/* Run the shell command `cmd` and collect what it writes to the pipe. */
+static char *run_collect(const char *cmd, int *code) {
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     size_t cap = 1 << 16, n = 0, got;
@@ -27,5 +26,17 @@ char *ag_test_cli_output(const char *args, int *code) {
     int st = pclose(p);
     *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
     return buf;
+}
+
+char *ag_test_cli_output(const char *args, int *code) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>/dev/null", AG_CLI_PATH, args);
+    return run_collect(cmd, code);
+}
+
+char *ag_test_cli_stderr(const char *args, int *code) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1 >/dev/null", AG_CLI_PATH, args);
+    return run_collect(cmd, code);
 }
 #endif

@@ -14,6 +14,9 @@ extern "C" {
  * is discarded). Returns its stdout as a malloc'ed string (free()); its exit status in *code
  * (128 when it did not exit normally). */
 char *ag_test_cli_output(const char *args, int *code);
+/* The same, but returns what it printed on stderr (stdout is discarded): for checking error
+ * messages. */
+char *ag_test_cli_stderr(const char *args, int *code);
 #endif
 
 #ifdef __cplusplus
