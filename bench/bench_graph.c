@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "attrgraph.h"
 #include "bench_util.h"
@@ -221,11 +223,16 @@ int main(int argc, char **argv) {
     void *bin = bench_llama2c_model(&c, 1234, &size);
     if (!bin) return 1;
     if (dump) {
+        if (mkdir(dump, 0777) != 0 && errno != EEXIST) { /* the directory is created if missing */
+            fprintf(stderr, "cannot create %s: %s\n", dump, strerror(errno));
+            return 1;
+        }
         char path[1024];
         snprintf(path, sizeof path, "%s/model.bin", dump);
         FILE *f = fopen(path, "wb");
         if (!f || fwrite(bin, 1, size, f) != size) {
-            fprintf(stderr, "cannot write %s\n", path);
+            fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+            if (f) fclose(f);
             return 1;
         }
         fclose(f);
