@@ -670,8 +670,10 @@ AG_API ag_status ag_graph_options_init(ag_graph_options *opts, size_t struct_siz
  *  Errors: AG_ERR_INVALID_ARGUMENT (NULL; a threshold outside [0,1]; logit_prob outside
  *  (0,1]; max_logits, batch_size or update_interval < 1; max_feature_nodes < 0; a target
  *  token outside the vocabulary; a missing direction; an unknown enum value; the message
- *  names the field; AG_BASIS_TRANSCODERS without opts->transcoders or with a set of another
- *  shape; ig_steps < 1), AG_ERR_UNSUPPORTED (AG_METHOD_GRADIENT or AG_METHOD_IG with transcoders),
+ *  names the field; AG_BASIS_TRANSCODERS without opts->transcoders, with a set of another
+ *  shape, or with a set loaded or trained for another model than the trace's (its weights'
+ *  fingerprint differs; see ag_transcoder_load; a set loaded without a model or built in
+ *  memory is shape-checked only); ig_steps < 1), AG_ERR_UNSUPPORTED (AG_METHOD_GRADIENT or AG_METHOD_IG with transcoders),
  *  AG_ERR_OUT_OF_MEMORY,
  *  AG_ERR_NUMERIC (a non-finite edge), AG_ERR_CANCELLED. *out is NULL on failure.
  *  Threads: reads the trace (its one-thread rule applies); OpenBLAS may use its threads. */
@@ -1337,7 +1339,10 @@ AG_API ag_status ag_train(ag_model **out, const ag_train_options *opts);
  *        W_dec_{l}.safetensors with W_dec_{l} [F, L−l, D].
  *   Optional config.yaml (model_kind, feature_input_hook, activation, k) and labels.json.
  * Reading accepts F32, F16 and BF16 tensors (converted to float32); writing uses F32 and puts
- * attrgraph's settings in each file's __metadata__ too.
+ * attrgraph's settings in each file's __metadata__ too, among them the fingerprint of the
+ * model the set was made for ("attrgraph.model_fingerprint", 16 hex digits; also
+ * `model_fingerprint` in config.yaml), checked by ag_transcoder_load. Files without it
+ * (circuit-tracer's) are only shape-checked.
  *
  * THREADS: a set is immutable after loading or training except for ag_transcoder_label, which
  * attaches labels (do not call it while other threads use the set); everything else may be
@@ -1366,23 +1371,35 @@ typedef struct ag_transcoder_load_options {
 AG_API ag_status ag_transcoder_load_options_init(ag_transcoder_load_options *opts, size_t struct_size);
 
 /** Load a set from directory `path` (PLT or CLT detected by its files). With `model`
- *  non-NULL every shape is checked against it (layer count, width) and the set records that it
- *  was loaded for `model` (a fingerprint of its weights, not the pointer: the model may be freed
- *  and loaded again): ag_intervene, ag_generate_steered and ag_graph_validate then refuse it with
- *  another model of the same shape. With `model` NULL nothing is recorded (only shapes are
- *  checked where it is used). Errors:
+ *  non-NULL every shape is checked against it (layer count, width); when the files record the
+ *  model the set was made for (the fingerprint ag_transcoder_save writes: a set trained, or
+ *  loaded with a model, before it was saved), that fingerprint must be `model`'s (the same
+ *  weights loaded again, or as .bin and its F32 GGUF, match; other weights of the same shape do
+ *  not: AG_ERR_FORMAT naming the directory, "the set was made for another model", and both
+ *  fingerprints); files without one (circuit-tracer's) are accepted as before. The set then
+ *  records that it was loaded for `model` (a fingerprint of its weights, not the pointer: the
+ *  model may be freed and loaded again): ag_intervene, ag_generate_steered, ag_graph_validate,
+ *  ag_graph_build, ag_transcoder_trace, ag_transcoder_evaluate and ag_transcoder_label then
+ *  refuse it with another model of the same shape. With `model` NULL nothing is checked or
+ *  recorded (only shapes are checked where the set is used: the way to use a set with other
+ *  weights deliberately); a fingerprint read from the files is still written again by
+ *  ag_transcoder_save. Errors:
  *  AG_ERR_INVALID_ARGUMENT, AG_ERR_IO, AG_ERR_NOT_FOUND (no layer files), AG_ERR_FORMAT (a bad
  *  file: truncated header, header not a JSON object, unknown dtype, offsets past the end, a
- *  missing tensor, a shape that disagrees with the other files or with the model; the
- *  message names the file and the field), AG_ERR_UNSUPPORTED, AG_ERR_OUT_OF_MEMORY.
- *  *out is NULL on failure. Thread-safe. */
+ *  missing tensor, a shape that disagrees with the other files or with the model, a malformed
+ *  fingerprint or one of another model; the message names the file or directory and the
+ *  field), AG_ERR_UNSUPPORTED, AG_ERR_OUT_OF_MEMORY. *out is NULL on failure. Thread-safe. */
 AG_API ag_status ag_transcoder_load(ag_transcoder **out, const char *path, const ag_model *model,
                                     const ag_transcoder_load_options *opts);
 
 /** Write the set to directory `path` (created if needed; existing layer files are replaced)
  *  in the layout above (F32), with config.yaml and, when labels are attached, labels.json.
- *  Loading the directory gives the same tensors bit for bit. Errors: AG_ERR_INVALID_ARGUMENT,
- *  AG_ERR_IO, AG_ERR_OUT_OF_MEMORY. Thread-safe. */
+ *  Loading the directory gives the same tensors bit for bit. The fingerprint of the model the
+ *  set was trained or loaded for (or, for a set loaded with a NULL model, the one its files
+ *  recorded) goes into every layer file's __metadata__ ("attrgraph.model_fingerprint") and
+ *  config.yaml (`model_fingerprint`), so that ag_transcoder_load refuses the directory for
+ *  another model; a set built in memory, or loaded without a model from files without one,
+ *  writes none. Errors: AG_ERR_INVALID_ARGUMENT, AG_ERR_IO, AG_ERR_OUT_OF_MEMORY. Thread-safe. */
 AG_API ag_status ag_transcoder_save(const ag_transcoder *tc, const char *path);
 
 /** Free a set. NULL is a no-op. */
@@ -1426,7 +1443,8 @@ AG_API ag_status ag_transcoder_decode(const ag_transcoder *tc, int32_t layer, co
 
 /** On a trace: the features of block `layer` at every position, acts[T][F] (may be NULL), and
  *  the reconstruction recon[T][D] and error = mlp_out − recon (each may be NULL).
- *  Errors: AG_ERR_INVALID_ARGUMENT (NULL, layer out of range, a trace of another shape). */
+ *  Errors: AG_ERR_INVALID_ARGUMENT (NULL, layer out of range, a trace of another shape, or a
+ *  set loaded or trained for another model than the trace's: see ag_transcoder_load). */
 AG_API ag_status ag_transcoder_trace(const ag_transcoder *tc, const ag_trace *trace, int32_t layer, float *acts,
                                      float *recon, float *error);
 
@@ -1558,7 +1576,8 @@ typedef struct ag_transcoder_eval {
 } ag_transcoder_eval;
 
 /** Evaluate on held-out text: layers[n_layers] per-layer stats (may be NULL) and the summary.
- *  Errors: AG_ERR_INVALID_ARGUMENT (shapes of the set and model disagree), AG_ERR_VERSION,
+ *  Errors: AG_ERR_INVALID_ARGUMENT (shapes of the set and model disagree, or the set was loaded
+ *  or trained for another model: see ag_transcoder_load), AG_ERR_VERSION,
  *  AG_ERR_STATE, AG_ERR_IO, AG_ERR_CANCELLED, AG_ERR_OUT_OF_MEMORY. */
 AG_API ag_status ag_transcoder_evaluate(const ag_transcoder *tc, const ag_model *model,
                                         const ag_transcoder_eval_options *opts, ag_transcoder_layer_stats *layers,

@@ -105,6 +105,8 @@ ag_status agi_basis_transcoder_create(agi_basis **out, const ag_transcoder *tc, 
     if (tc->L != c->n_layers || tc->D != c->dim)
         return agi_error(AG_ERR_INVALID_ARGUMENT, func, "opts->transcoders (%d layers of width %d) do not fit the model (%d layers of width %d)",
                          tc->L, tc->D, c->n_layers, c->dim);
+    ag_status fst = agi_tc_check_fingerprint(tc, tr->model, func, "opts->transcoders");
+    if (fst != AG_OK) return fst;
     int L = tc->L, T = tr->acts.T, D = tc->D, F = tc->F;
     tc_basis *t = agi_calloc(1, sizeof *t, func);
     if (!t) return AG_ERR_OUT_OF_MEMORY;

@@ -21,17 +21,7 @@ ag_status agi_tc_check_model(const ag_transcoder *tc, const ag_model *m, const c
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
                          "%s (%d layers of width %d) does not fit the model (%d layers of width %d): a set built for another model",
                          what, tc->L, tc->D, c->n_layers, c->dim);
-    if (tc->has_model) {
-        uint64_t fp = agi_model_fingerprint(m);
-        if (fp != tc->model_fp)
-            return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
-                             "%s was loaded for the model '%s' (weights fingerprint %016llx) but is used with the model '%s' (fingerprint "
-                             "%016llx): a set for another model of the same shape (to use it anyway, load it with "
-                             "ag_transcoder_load(..., model, ...) for this model)",
-                             what, tc->model_for ? tc->model_for : "", (unsigned long long)tc->model_fp,
-                             ag_model_name(m) ? ag_model_name(m) : "", (unsigned long long)fp);
-    }
-    return AG_OK;
+    return agi_tc_check_fingerprint(tc, m, fn, what);
 }
 
 /* ---- the clean side ---------------------------------------------------------------------- */

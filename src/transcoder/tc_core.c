@@ -49,7 +49,29 @@ ag_status agi_tc_record_model(ag_transcoder *tc, const ag_model *m, const char *
     tc->model_for = copy;
     tc->model_fp = agi_model_fingerprint(m);
     tc->has_model = 1;
+    tc->has_file_fp = 0;
+    if (!tc->model_name || !tc->model_name[0]) { /* the name written with the fingerprint: the file's base name */
+        const char *b = strrchr(copy, '/');
+        b = b ? b + 1 : copy;
+        char *nm = agi_malloc(strlen(b) + 1, func);
+        if (!nm) return AG_ERR_OUT_OF_MEMORY;
+        strcpy(nm, b);
+        free(tc->model_name);
+        tc->model_name = nm;
+    }
     return AG_OK;
+}
+
+ag_status agi_tc_check_fingerprint(const ag_transcoder *tc, const ag_model *m, const char *func, const char *what) {
+    if (!tc->has_model) return AG_OK;
+    uint64_t fp = agi_model_fingerprint(m);
+    if (fp == tc->model_fp) return AG_OK;
+    return agi_error(AG_ERR_INVALID_ARGUMENT, func,
+                     "%s was loaded for the model '%s' (weights fingerprint %016llx) but is used with the model '%s' (fingerprint "
+                     "%016llx): a set made for another model of the same shape (to use it anyway, load its directory with "
+                     "ag_transcoder_load(dir, NULL, ...), which checks shapes only)",
+                     what, tc->model_for ? tc->model_for : "", (unsigned long long)tc->model_fp, ag_model_name(m) ? ag_model_name(m) : "",
+                     (unsigned long long)fp);
 }
 
 ag_status agi_tc_alloc(ag_transcoder **out, int32_t kind, int32_t activation, int32_t read_point, int L, int D, int F,
@@ -296,6 +318,8 @@ ag_status ag_transcoder_trace(const ag_transcoder *tc, const ag_trace *tr, int32
     if (c->n_layers != tc->L || c->dim != tc->D)
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "the set (%d layers of width %d) does not fit the trace's model (%d layers of width %d)",
                          tc->L, tc->D, c->n_layers, c->dim);
+    ag_status st = agi_tc_check_fingerprint(tc, tr->model, fn, "the set");
+    if (st != AG_OK) return st;
     if (layer < 0 || layer >= tc->L) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "layer = %d is outside [0, %d)", layer, tc->L);
     int T = tr->acts.T, F = tc->F, D = tc->D;
     int need_all = tc->kind == AG_TRANSCODER_CROSS_LAYER && (recon || error);

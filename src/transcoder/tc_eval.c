@@ -100,7 +100,7 @@ static ag_status check_fit(const ag_transcoder *tc, const ag_model *m, const cha
     if (tc->L != m->cfg.n_layers || tc->D != m->cfg.dim)
         return agi_error(AG_ERR_INVALID_ARGUMENT, func, "the set (%d layers of width %d) does not fit the model %s (%d layers of width %d)",
                          tc->L, tc->D, m->name ? m->name : "", m->cfg.n_layers, m->cfg.dim);
-    return AG_OK;
+    return agi_tc_check_fingerprint(tc, m, func, "the set");
 }
 
 ag_status ag_transcoder_evaluate(const ag_transcoder *tc, const ag_model *m, const ag_transcoder_eval_options *opts,

@@ -475,6 +475,21 @@ static int yaml_get(const char *text, const char *key, char *buf, size_t cap) {
     return 0;
 }
 
+/* A model fingerprint as written by ag_transcoder_save: exactly 16 hex digits. */
+static int fp_parse(const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    int n = 0;
+    for (; s[n]; n++) {
+        char ch = s[n];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        if (d < 0 || n >= 16) return 0;
+        v = v << 4 | (uint64_t)d;
+    }
+    if (n != 16) return 0;
+    *out = v;
+    return 1;
+}
+
 /* Copy tensor `name` of file f into dst after checking its shape. */
 static ag_status take(const agi_st_file *f, const char *name, int ndim, const int64_t *shape, float *dst, int required,
                       int *found, const char *func) {
@@ -559,7 +574,8 @@ ag_status ag_transcoder_load(ag_transcoder **out, const char *path, const ag_mod
     agi_st_file enc, dec;
     memset(&enc, 0, sizeof enc);
     memset(&dec, 0, sizeof dec);
-    int F = 0, D = 0, act = 0, rp = 0, k = 0, has_th = 0, has_skip = 0;
+    int F = 0, D = 0, act = 0, rp = 0, k = 0, has_th = 0, has_skip = 0, has_file_fp = 0;
+    uint64_t file_fp = 0;
     for (int l = 0; l < L && st == AG_OK; l++) {
         snprintf(name, sizeof name, clt ? "W_enc_%d.safetensors" : "layer_%d.safetensors", l);
         char *p = path_join(path, name, fn);
@@ -643,6 +659,39 @@ ag_status ag_transcoder_load(ag_transcoder **out, const char *path, const ag_mod
             if (st != AG_OK) break;
             const char *mn = agi_st_meta(&enc, "attrgraph.model");
             if (mn) tc->model_name = dup_str(mn, fn);
+            /* the model the set was made for (files written by attrgraph since the fingerprint
+             * was saved; circuit-tracer's have none): metadata, then config.yaml */
+            const char *fps = agi_st_meta(&enc, AGI_TC_FP_KEY);
+            const char *fsrc = enc.path, *fkey = AGI_TC_FP_KEY;
+            if (!fps && yaml && yaml_get(yaml, AGI_TC_FP_YAML_KEY, buf, sizeof buf)) fps = buf, fsrc = "config.yaml", fkey = AGI_TC_FP_YAML_KEY;
+            if (fps) {
+                if (!fp_parse(fps, &file_fp)) {
+                    st = agi_error(AG_ERR_FORMAT, fn, "%s: %s: field '%s' is '%s', not a model fingerprint (16 hex digits)", path, fsrc, fkey,
+                                   fps);
+                    break;
+                }
+                has_file_fp = 1;
+            }
+            if (has_file_fp && model) {
+                uint64_t mfp = agi_model_fingerprint(model);
+                if (mfp != file_fp) {
+                    st = agi_error(AG_ERR_FORMAT, fn,
+                                   "%s: the set was made for another model: its files record the model '%s' (weights fingerprint "
+                                   "%016llx) but it is loaded for the model '%s' (fingerprint %016llx), of the same shape but with "
+                                   "other weights (to use it anyway, load it with a NULL model, which checks shapes only)",
+                                   path, mn ? mn : "", (unsigned long long)file_fp, model->name ? model->name : "",
+                                   (unsigned long long)mfp);
+                    break;
+                }
+            }
+        } else if (has_file_fp) { /* every layer file of the set records the same model */
+            const char *fps = agi_st_meta(&enc, AGI_TC_FP_KEY);
+            uint64_t v = 0;
+            if (fps && (!fp_parse(fps, &v) || v != file_fp)) {
+                st = agi_error(AG_ERR_FORMAT, fn, "%s: field '%s' is '%s' but the set's first layer file records %016llx: files of different sets",
+                               enc.path, AGI_TC_FP_KEY, fps, (unsigned long long)file_fp);
+                break;
+            }
         }
         agi_tc_layer *ly = &tc->layers[l];
         int64_t s_fd[2] = {F, D}, s_f[1] = {F}, s_d[1] = {D}, s_dd[2] = {D, D}, s_fld[3] = {F, L - l, D};
@@ -697,6 +746,10 @@ ag_status ag_transcoder_load(ag_transcoder **out, const char *path, const ag_mod
         }
     }
     if (st == AG_OK && model) st = agi_tc_record_model(tc, model, fn); /* loaded for `model` */
+    if (st == AG_OK && !model && has_file_fp) { /* not checked, but saved again */
+        tc->has_file_fp = 1;
+        tc->file_fp = file_fp;
+    }
     if (st != AG_OK) {
         ag_transcoder_free(tc);
         return st;
@@ -711,8 +764,11 @@ ag_status ag_transcoder_save(const ag_transcoder *tc, const char *path) {
     if (!tc || !path) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !tc ? "tc" : "path");
     if (mkdir(path, 0777) != 0 && errno != EEXIST) return agi_error(AG_ERR_IO, fn, "%s: cannot create the directory: %s", path, strerror(errno));
     int clt = tc->kind == AG_TRANSCODER_CROSS_LAYER, L = tc->L, D = tc->D, F = tc->F;
-    char kbuf[32], lbuf[32], nbuf[32];
+    char kbuf[32], lbuf[32], nbuf[32], fpbuf[32] = "";
     snprintf(kbuf, sizeof kbuf, "%d", tc->k);
+    /* the model the set was made for: recorded (loaded with a model, or trained), else as read */
+    int has_fp = tc->has_model || tc->has_file_fp;
+    if (has_fp) snprintf(fpbuf, sizeof fpbuf, "%016llx", (unsigned long long)(tc->has_model ? tc->model_fp : tc->file_fp));
     snprintf(nbuf, sizeof nbuf, "%d", L);
     const char *rp = tc->read_point == AG_READ_RESID_MID ? "resid_mid" : "mlp_in";
     ag_status st = AG_OK;
@@ -724,7 +780,8 @@ ag_status ag_transcoder_save(const ag_transcoder *tc, const char *path) {
         const char *meta[] = {"format", "pt", "attrgraph.kind", clt ? "cross_layer_transcoder" : "transcoder_set",
                               "attrgraph.activation", act_name(tc->activation), "attrgraph.k", kbuf,
                               "attrgraph.read_point", rp, "attrgraph.layer", lbuf, "attrgraph.n_layers", nbuf,
-                              "attrgraph.model", tc->model_name ? tc->model_name : ""};
+                              "attrgraph.model", tc->model_name ? tc->model_name : "", AGI_TC_FP_KEY, fpbuf};
+        int n_meta = has_fp ? 9 : 8;
         agi_st_out t[8];
         int n = 0;
         char names[6][48];
@@ -755,7 +812,7 @@ ag_status ag_transcoder_save(const ag_transcoder *tc, const char *path) {
             st = AG_ERR_OUT_OF_MEMORY;
             break;
         }
-        st = agi_st_write(p, t, n, meta, 8, fn);
+        st = agi_st_write(p, t, n, meta, n_meta, fn);
         free(p);
         if (st == AG_OK && clt) {
             agi_st_out td = {names[5], ly->W_dec, 3, {F, L - l, D, 0}};
@@ -765,7 +822,7 @@ ag_status ag_transcoder_save(const ag_transcoder *tc, const char *path) {
                 st = AG_ERR_OUT_OF_MEMORY;
                 break;
             }
-            st = agi_st_write(p, &td, 1, meta, 8, fn);
+            st = agi_st_write(p, &td, 1, meta, n_meta, fn);
             free(p);
         }
     }
@@ -787,6 +844,7 @@ ag_status ag_transcoder_save(const ag_transcoder *tc, const char *path) {
     fprintf(f, "activation: %s\n", act_name(tc->activation));
     if (tc->activation == AG_ACTIVATION_TOPK) fprintf(f, "k: %d\n", tc->k);
     fprintf(f, "n_layers: %d\nd_model: %d\nn_features: %d\n", L, D, F);
+    if (has_fp) fprintf(f, "%s: \"%s\"\n", AGI_TC_FP_YAML_KEY, fpbuf);
     if (fclose(f) != 0) st = agi_error(AG_ERR_IO, fn, "%s: write failed", p);
     free(p);
     if (st == AG_OK && tc->labels.json) {

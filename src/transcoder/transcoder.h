@@ -55,14 +55,30 @@ struct ag_transcoder {
     char *model_name;     /* recorded model (metadata; may be NULL) */
     /* The model the set was loaded (ag_transcoder_load with a model) or trained for: its
      * agi_model_fingerprint and name (for messages). has_model = 0: not recorded (loaded without
-     * a model, or built in memory), and only shapes can be checked. Not written to files. */
+     * a model, or built in memory), and only shapes can be checked. ag_transcoder_save writes
+     * model_fp to the files (AGI_TC_FP_KEY); ag_transcoder_load with a model refuses files whose
+     * fingerprint is another model's. */
     int has_model;
     uint64_t model_fp;
     char *model_for;
+    /* Loaded without a model from files that record a fingerprint: that fingerprint, kept only
+     * so that ag_transcoder_save writes it again (not checked where the set is used). */
+    int has_file_fp;
+    uint64_t file_fp;
 };
+
+/* The fingerprint's key in every layer file's safetensors __metadata__ (and in config.yaml,
+ * without the prefix): 16 lower-case hex digits. */
+#define AGI_TC_FP_KEY "attrgraph.model_fingerprint"
+#define AGI_TC_FP_YAML_KEY "model_fingerprint"
 
 /* Record `m` as the model the set was loaded or trained for (fingerprint and name). */
 ag_status agi_tc_record_model(ag_transcoder *tc, const ag_model *m, const char *func);
+
+/* When the set records the model it was loaded or trained for (has_model), that model's
+ * fingerprint must equal m's; else AG_ERR_INVALID_ARGUMENT naming `what` (e.g.
+ * "opts->transcoders"), both models and both fingerprints. Shapes are not checked here. */
+ag_status agi_tc_check_fingerprint(const ag_transcoder *tc, const ag_model *m, const char *func, const char *what);
 
 static inline int agi_tc_n_out(const ag_transcoder *tc, int l) {
     return tc->kind == AG_TRANSCODER_CROSS_LAYER ? tc->L - l : 1;
