@@ -18,6 +18,7 @@
 #include "attrgraph.h"
 #include "graph/graph.h"
 #include "methods/method.h"
+#include "graph_paths.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
 
@@ -165,6 +166,7 @@ static void identity1_model(const char *file, int T) {
     ck_assert_int_gt(gi.n_units, 0);
     check_identity1(g, fx.tr, file);
     ck_assert(gi.replacement_score < 1.0 && gi.replacement_score >= 0.0);
+    ag_test_check_scores(g, 1e-9);
     ag_graph_free(g);
     ag_test_story_close(&fx);
 }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "attrgraph.h"
+#include "graph_paths.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
 
@@ -251,6 +252,8 @@ START_TEST(test_budget_and_queries) {
     ck_assert(gi.completeness_score > 0.0 && gi.completeness_score <= 1.0);
     ck_assert(gi.completeness_score_units_only > 0.0 && gi.completeness_score_units_only <= gi.completeness_score + 1e-12);
     ck_assert(gi.n_kept_nodes > gi.n_embeddings + gi.n_logits && gi.n_kept_nodes < gi.n_nodes);
+    /* the scores and every node's influence against their definitions, recomputed from the edges */
+    ag_test_check_scores(g, 1e-9);
     size_t N = ag_graph_n_nodes(g);
     int64_t kept_edges = 0;
     for (size_t i = 0; i < N; i++) {

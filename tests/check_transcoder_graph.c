@@ -16,6 +16,7 @@
 
 #include "attrgraph.h"
 #include "graph/graph.h"
+#include "graph_paths.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
 #include "transcoder_setup.h"
@@ -183,6 +184,7 @@ static void check_set(const ag_transcoder *tc, const char *what) {
     ck_assert_int_eq(ag_graph_get_info(g2, &gi), AG_OK);
     ck_assert_int_eq(gi.basis, AG_BASIS_TRANSCODERS);
     ck_assert(gi.replacement_score >= 0.0 && gi.replacement_score <= 1.0);
+    ag_test_check_scores(g2, 1e-9);
     ag_graph_free(g2);
     ag_graph_free(g);
     ag_trace_free(tr);

@@ -73,6 +73,82 @@ static unsigned char *unit_nodes(const ag_graph *g, int L, int T, int Hd) {
     return b;
 }
 
+/* ---- statistics, recomputed from the rows by their definitions (attrgraph.h) ---------------- */
+
+static double row_measured(const ag_validation_row *r, int32_t mode) {
+    return mode == AG_VALIDATE_DIRECT ? r->measured_direct :
+           mode == AG_VALIDATE_LINEAR ? r->measured_linear :
+           mode == AG_VALIDATE_FREE   ? r->measured_free :
+                                        r->measured_free_frozen_attention;
+}
+
+static double ref_pearson(const double *x, const double *y, size_t n) {
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < n; i++) mx += x[i] / (double)n, my += y[i] / (double)n;
+    for (size_t i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    return n < 2 || sxx <= 0 || syy <= 0 ? NAN : sxy / sqrt(sxx * syy);
+}
+
+/* average ranks, counted naively: values below, plus half the other equal ones */
+static void ref_ranks(const double *x, size_t n, double *r) {
+    for (size_t i = 0; i < n; i++) {
+        double below = 0, equal = 0;
+        for (size_t j = 0; j < n; j++) below += x[j] < x[i], equal += x[j] == x[i];
+        r[i] = below + 0.5 * (equal - 1);
+    }
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void expect_stat(const char *name, double got, double want, int32_t mode) {
+    if (isnan(want)) ck_assert_msg(isnan(got), "mode %d %s: %.12g, reference NAN", mode, name, got);
+    else ck_assert_msg(fabs(got - want) <= 1e-9 * fmax(1.0, fabs(want)), "mode %d %s: %.12g, reference %.12g", mode, name, got, want);
+}
+
+static void check_stats_against_rows(const ag_validation *v, int32_t mode, int32_t versus_total) {
+    size_t n = ag_validation_n_rows(v);
+    double *m = calloc(4 * n + 1, sizeof *m), *p = m + n, *rm = m + 2 * n, *rp = m + 3 * n;
+    double pmax = 0, emax = 0;
+    for (size_t i = 0; i < n; i++) {
+        ag_validation_row r;
+        r.struct_size = sizeof r;
+        ck_assert_int_eq(ag_validation_get_row(v, i, &r), AG_OK);
+        m[i] = row_measured(&r, mode);
+        p[i] = versus_total ? r.predicted_total : r.predicted_direct;
+        pmax = fmax(pmax, fabs(p[i]));
+        emax = fmax(emax, fabs(m[i] - p[i]));
+    }
+    size_t agree = 0, counted = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(p[i]) > 1e-6 * pmax) counted++, agree += (m[i] > 0) == (p[i] > 0) && m[i] != 0;
+    ref_ranks(m, n, rm);
+    ref_ranks(p, n, rp);
+    double spearman = ref_pearson(rm, rp, n), pearson = ref_pearson(m, p, n);
+    double *re = rm; /* ranks no longer needed */
+    for (size_t i = 0; i < n; i++) re[i] = fabs(m[i] - p[i]) / fmax(fabs(p[i]), 1e-3 * pmax);
+    qsort(re, n, sizeof *re, cmp_dbl);
+    ag_validation_stats s;
+    s.struct_size = sizeof s;
+    ck_assert_int_eq(ag_validation_get_stats(v, mode, versus_total, &s), AG_OK);
+    ck_assert_int_eq(s.mode, mode);
+    ck_assert_int_eq(s.versus_total, versus_total);
+    ck_assert_int_eq(s.n, (int64_t)n);
+    ck_assert(n > 0 && pmax > 0);
+    expect_stat("pearson", s.pearson, pearson, mode);
+    expect_stat("spearman", s.spearman, spearman, mode);
+    expect_stat("sign agreement", s.sign_agreement, counted ? (double)agree / (double)counted : NAN, mode);
+    expect_stat("rel_error", s.rel_error, emax / pmax, mode);
+    expect_stat("median rel error", s.median_rel_error, n % 2 ? re[n / 2] : 0.5 * (re[n / 2 - 1] + re[n / 2]), mode);
+    free(m);
+}
+
 /* ---- direct mode = the adjacency columns --------------------------------------------------- */
 
 /* For sources of every kind, the intervention that adds the source's written vector once more
@@ -288,6 +364,9 @@ START_TEST(test_validate_report) {
     ck_assert_uint_eq(ag_validation_n_rows(v), (size_t)o.top_k + 2);
     /* rows: the node rows' predicted totals equal the independent backward sweep's; direct and
      * linear measurements equal the predictions; influence decreasing */
+    ag_model_info in = ag_test_model_info(m);
+    const int Hd = in.hidden_dim, V = in.vocab_size;
+    int free_rows_checked = 0;
     double prev_infl = INFINITY;
     for (size_t i = 0; i < ag_validation_n_rows(v); i++) {
         ag_validation_row r;
@@ -308,7 +387,26 @@ START_TEST(test_validate_report) {
         ck_assert_msg(fabs(r.measured_direct - r.predicted_direct) <= 1e-4 * fmax(1e-3, fabs(r.predicted_direct)),
                       "row %zu: direct %.9g vs edge %.9g", i, r.measured_direct, r.predicted_direct);
         ck_assert(isfinite(r.measured_free) && isfinite(r.measured_free_frozen_attention));
+        /* the real-model measurements of a unit row are the target's change under the same
+         * ablation through ag_intervene (attention free, then frozen) */
+        if (r.node >= 0 && ag_test_node_info(g, (size_t)r.node).kind == AG_NODE_UNIT) {
+            ag_node_info sn = ag_test_node_info(g, (size_t)r.node), tn = ag_test_node_info(g, N - 1);
+            ag_intervention abl = ag_test_intervention(AG_INTERVENE_SET, AG_SITE_MLP, sn.layer, sn.position, sn.index, 0.0f);
+            for (int fa = 0; fa < 2; fa++) {
+                ag_intervene_options io = ag_test_intervene_options(AG_INTERVENE_FREE, fa, 0, 0);
+                ag_intervention_result *ir = ag_test_intervene(t, &abl, 1, &io);
+                double want = target_change(ir, &tn, Hd, V), got = fa ? r.measured_free_frozen_attention : r.measured_free;
+                ck_assert_msg(fabs(got - want) <= 1e-4 * fmax(0.1, fabs(want)), "row %zu %s: validate %.9g vs ag_intervene %.9g", i,
+                              fa ? "free, frozen attention" : "free", got, want);
+                ag_intervention_result_free(ir);
+            }
+            free_rows_checked++;
+        }
     }
+    ck_assert_int_ge(free_rows_checked, 1);
+    /* every mode's statistics against both predictions, recomputed from the rows */
+    for (int32_t mode = AG_VALIDATE_DIRECT; mode <= AG_VALIDATE_FREE_FROZEN_ATTENTION; mode *= 2)
+        for (int32_t vt = 0; vt < 2; vt++) check_stats_against_rows(v, mode, vt);
     /* the groups' direct prediction is the sum of their members' edges to the target */
     {
         size_t ne;

@@ -20,6 +20,15 @@ extern "C" {
  * -H[s]. Returns H [n_nodes], calloc'ed (free()). */
 double *ag_test_total_effects(const ag_graph *g, size_t target);
 
+/* The node influence and the graph scores recomputed from their definitions (circuit-tracer's
+ * compute_graph_scores) on the unpruned edges the API returns, in double: Â = |A| with rows
+ * normalised (floor 1e-10), I = w (Â + Â² + ...) with w the logits' weights; replacement =
+ * I(embeddings) / I(embeddings + errors); completeness = sum_i (1 - error share of row i)
+ * (I_i + w_i) / sum_i (I_i + w_i), over all nodes and over units and logits only. Asserts
+ * every node's influence_raw, its cumulative rank fraction `influence`, and the three scores
+ * of ag_graph_get_info agree to a relative `tol`; returns the replacement score. */
+double ag_test_check_scores(const ag_graph *g, double tol);
+
 #ifdef __cplusplus
 }
 #endif
