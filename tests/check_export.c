@@ -13,6 +13,7 @@
 
 #include "attrgraph.h"
 #include "naive_llama.h"
+#include "trace_setup.h"
 
 static const int32_t PROMPT[] = {1, 403, 407, 261, 378, 365, 283};
 
@@ -93,6 +94,11 @@ static void check_json(const ag_graph *g, const char *text, int pruned) {
         char want[64];
         size_t idx;
         ck_assert_msg(ag_graph_find_node(g, id, &idx) == AG_OK, "node %s is not in the graph", id);
+        /* the values are the query API's (written with 9 significant digits) */
+        ag_node_info qi = ag_test_node_info(g, idx);
+        ck_assert_msg(fabs(infl - qi.influence) <= 1e-8 * fmax(1e-3, qi.influence), "node %s: influence %.9g vs %.9g", id, infl,
+                      qi.influence);
+        ck_assert_int_eq(ctx, qi.position);
         if (strcmp(ft, "mlp neuron") == 0) {
             int l = atoi(layer->valuestring), i;
             ck_assert_int_eq(sscanf(id, "%*d_%d_%*d", &i), 1);
@@ -100,6 +106,9 @@ static void check_json(const ag_graph *g, const char *text, int pruned) {
             ck_assert_str_eq(id, want);
             ck_assert_int_eq((long long)feat->valuedouble, (long long)(l + i) * (l + i + 1) / 2 + i);
             ck_assert(cJSON_IsNumber(field(n, "activation")));
+            double act = field(n, "activation")->valuedouble;
+            ck_assert_msg(fabs(act - qi.activation) <= 1e-8 * fabs(qi.activation), "node %s: activation %.9g vs %.9g", id, act,
+                          qi.activation);
         } else if (strcmp(ft, "mlp reconstruction error") == 0) {
             snprintf(want, sizeof want, "%s_-1_%d", layer->valuestring, ctx);
             ck_assert_str_eq(id, want);
@@ -114,6 +123,8 @@ static void check_json(const ag_graph *g, const char *text, int pruned) {
             ck_assert_str_eq(layer->valuestring, "6");
             ck_assert_int_eq(ctx, 6);
             ck_assert(cJSON_IsNumber(field(n, "token_prob")));
+            ck_assert_msg(fabs(field(n, "token_prob")->valuedouble - qi.weight) <= 1e-8 * qi.weight, "node %s: token_prob %.9g vs %.9g",
+                          id, field(n, "token_prob")->valuedouble, qi.weight);
             if (cJSON_IsTrue(field(n, "is_target_logit"))) {
                 ck_assert_int_eq(first_logit_target, -1);
                 first_logit_target = n_logit;
