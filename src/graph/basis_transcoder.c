@@ -101,11 +101,7 @@ static void tc_release(agi_basis *b) {
 
 ag_status agi_basis_transcoder_create(agi_basis **out, const ag_transcoder *tc, const ag_trace *tr, const char *func) {
     *out = NULL;
-    const agi_config *c = &tr->model->cfg;
-    if (tc->L != c->n_layers || tc->D != c->dim)
-        return agi_error(AG_ERR_INVALID_ARGUMENT, func, "opts->transcoders (%d layers of width %d) do not fit the model (%d layers of width %d)",
-                         tc->L, tc->D, c->n_layers, c->dim);
-    ag_status fst = agi_tc_check_fingerprint(tc, tr->model, func, "opts->transcoders");
+    ag_status fst = agi_tc_check_model(tc, tr->model, func, "opts->transcoders");
     if (fst != AG_OK) return fst;
     int L = tc->L, T = tr->acts.T, D = tc->D, F = tc->F;
     tc_basis *t = agi_calloc(1, sizeof *t, func);
@@ -139,7 +135,7 @@ ag_status agi_basis_transcoder_create(agi_basis **out, const ag_transcoder *tc, 
         tc_release(&t->base);
         return AG_ERR_OUT_OF_MEMORY;
     }
-    int bos0 = tr->acts.tokens[0] == (tr->model->bos_id >= 0 ? tr->model->bos_id : 1); /* llama2.c: BOS = 1 */
+    int bos0 = agi_tc_bos0(tr->model, tr->acts.tokens);
     for (int l = 0; l < L; l++) {
         const agi_tc_layer *ly = &tc->layers[l];
         memcpy(t->W_enc + (size_t)l * F * D, ly->W_enc, sizeof(float) * (size_t)F * D);

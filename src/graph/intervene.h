@@ -28,16 +28,11 @@
 #include "engine/acts.h"
 #include "engine/forward.h"
 #include "model/model.h"
+#include "transcoder/transcoder.h"
 
 /* ---- transcoder features (intervene_tc.c) ---- */
 
-/* 1 when position 0 of `tokens` holds BOS (no transcoder features there, as in graphs). */
-int agi_tc_bos0(const ag_model *m, const int32_t *tokens);
-
-/* A set that fits the model (layer count, width) and, when the set records the model it was
- * loaded or trained for (ag_transcoder.has_model), was loaded for this model (same
- * agi_model_fingerprint); else AG_ERR_INVALID_ARGUMENT naming `what`. */
-ag_status agi_tc_check_model(const ag_transcoder *tc, const ag_model *m, const char *func, const char *what);
+/* agi_tc_bos0 and agi_tc_check_model: transcoder/transcoder.h */
 
 /* The clean side of a set on one trace. */
 typedef struct agi_tc_clean {

@@ -11,19 +11,6 @@
 #include "graph/intervene.h"
 #include "transcoder/transcoder.h"
 
-int agi_tc_bos0(const ag_model *m, const int32_t *tokens) {
-    return tokens[0] == (m->bos_id >= 0 ? m->bos_id : 1); /* llama2.c: BOS = 1 (as basis_transcoder.c) */
-}
-
-ag_status agi_tc_check_model(const ag_transcoder *tc, const ag_model *m, const char *fn, const char *what) {
-    const agi_config *c = &m->cfg;
-    if (tc->L != c->n_layers || tc->D != c->dim)
-        return agi_error(AG_ERR_INVALID_ARGUMENT, fn,
-                         "%s (%d layers of width %d) does not fit the model (%d layers of width %d): a set built for another model",
-                         what, tc->L, tc->D, c->n_layers, c->dim);
-    return agi_tc_check_fingerprint(tc, m, fn, what);
-}
-
 /* ---- the clean side ---------------------------------------------------------------------- */
 
 void agi_tc_clean_free(agi_tc_clean *c) {

@@ -74,6 +74,19 @@ ag_status agi_tc_check_fingerprint(const ag_transcoder *tc, const ag_model *m, c
                      (unsigned long long)fp);
 }
 
+ag_status agi_tc_check_model(const ag_transcoder *tc, const ag_model *m, const char *func, const char *what) {
+    const agi_config *c = &m->cfg;
+    if (tc->L != c->n_layers || tc->D != c->dim)
+        return agi_error(AG_ERR_INVALID_ARGUMENT, func,
+                         "%s (%d layers of width %d) does not fit the model (%d layers of width %d): a set built for another model",
+                         what, tc->L, tc->D, c->n_layers, c->dim);
+    return agi_tc_check_fingerprint(tc, m, func, what);
+}
+
+int agi_tc_bos0(const ag_model *m, const int32_t *tokens) {
+    return tokens[0] == (m->bos_id >= 0 ? m->bos_id : 1); /* llama2.c: BOS = 1 */
+}
+
 ag_status agi_tc_alloc(ag_transcoder **out, int32_t kind, int32_t activation, int32_t read_point, int L, int D, int F,
                        int k, int has_threshold, int has_skip, const char *func) {
     *out = NULL;
@@ -314,11 +327,7 @@ ag_status ag_transcoder_trace(const ag_transcoder *tc, const ag_trace *tr, int32
                               float *error) {
     static const char *const fn = "ag_transcoder_trace";
     if (!tc || !tr) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !tc ? "tc" : "trace");
-    const agi_config *c = &tr->model->cfg;
-    if (c->n_layers != tc->L || c->dim != tc->D)
-        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "the set (%d layers of width %d) does not fit the trace's model (%d layers of width %d)",
-                         tc->L, tc->D, c->n_layers, c->dim);
-    ag_status st = agi_tc_check_fingerprint(tc, tr->model, fn, "the set");
+    ag_status st = agi_tc_check_model(tc, tr->model, fn, "the set");
     if (st != AG_OK) return st;
     if (layer < 0 || layer >= tc->L) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "layer = %d is outside [0, %d)", layer, tc->L);
     int T = tr->acts.T, F = tc->F, D = tc->D;

@@ -96,13 +96,6 @@ static int report(const ag_transcoder_eval_options *o, const char *phase, int64_
     return o->progress(&pr, o->user_data);
 }
 
-static ag_status check_fit(const ag_transcoder *tc, const ag_model *m, const char *func) {
-    if (tc->L != m->cfg.n_layers || tc->D != m->cfg.dim)
-        return agi_error(AG_ERR_INVALID_ARGUMENT, func, "the set (%d layers of width %d) does not fit the model %s (%d layers of width %d)",
-                         tc->L, tc->D, m->name ? m->name : "", m->cfg.n_layers, m->cfg.dim);
-    return agi_tc_check_fingerprint(tc, m, func, "the set");
-}
-
 ag_status ag_transcoder_evaluate(const ag_transcoder *tc, const ag_model *m, const ag_transcoder_eval_options *opts,
                                  ag_transcoder_layer_stats *layers, ag_transcoder_eval *summary) {
     static const char *const fn = "ag_transcoder_evaluate";
@@ -115,7 +108,7 @@ ag_status ag_transcoder_evaluate(const ag_transcoder *tc, const ag_model *m, con
     ag_transcoder_eval_options_init(&o, sizeof o);
     ag_status st = agi_options_copy(&o, sizeof o, opts, fn, "opts");
     if (st != AG_OK) return st;
-    st = check_fit(tc, m, fn);
+    st = agi_tc_check_model(tc, m, fn, "the set");
     if (st != AG_OK) return st;
     if (o.n_tokens < 1 && !o.corpus_path) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->n_tokens must be >= 1");
     const agi_config *c = &m->cfg;
@@ -343,7 +336,7 @@ ag_status ag_transcoder_label(ag_transcoder *tc, const ag_model *m, const ag_tra
     ag_transcoder_eval_options_init(&o, sizeof o);
     ag_status st = agi_options_copy(&o, sizeof o, opts, fn, "opts");
     if (st != AG_OK) return st;
-    st = check_fit(tc, m, fn);
+    st = agi_tc_check_model(tc, m, fn, "the set");
     if (st != AG_OK) return st;
     if (!m->tok) return agi_error(AG_ERR_STATE, fn, "labels need a tokenizer attached to the model");
     if (o.top_contexts < 1 || o.top_tokens < 1) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "top_contexts and top_tokens must be >= 1");

@@ -80,6 +80,13 @@ ag_status agi_tc_record_model(ag_transcoder *tc, const ag_model *m, const char *
  * "opts->transcoders"), both models and both fingerprints. Shapes are not checked here. */
 ag_status agi_tc_check_fingerprint(const ag_transcoder *tc, const ag_model *m, const char *func, const char *what);
 
+/* A set that fits the model (layer count, width) and passes agi_tc_check_fingerprint; else
+ * AG_ERR_INVALID_ARGUMENT naming `what` (e.g. "opts->transcoder", "the set"). */
+ag_status agi_tc_check_model(const ag_transcoder *tc, const ag_model *m, const char *func, const char *what);
+
+/* 1 when position 0 of `tokens` holds BOS (no transcoder features there, as in graphs). */
+int agi_tc_bos0(const ag_model *m, const int32_t *tokens);
+
 static inline int agi_tc_n_out(const ag_transcoder *tc, int l) {
     return tc->kind == AG_TRANSCODER_CROSS_LAYER ? tc->L - l : 1;
 }
