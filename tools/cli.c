@@ -147,6 +147,42 @@ int cli_parse_int_list(const char *s, const char *what, int32_t **out, size_t *n
     return 0;
 }
 
+int cli_opt_i64(cli_args *a, const char *name, long long lo, long long hi, int64_t *dst) {
+    const char *s = cli_opt(a, NULL, name);
+    long long v;
+    if (!s) return 0;
+    if (cli_parse_int(s, name, lo, hi, &v)) return 1;
+    *dst = (int64_t)v;
+    return 0;
+}
+
+int cli_opt_i32(cli_args *a, const char *name, long long lo, long long hi, int32_t *dst) {
+    int64_t v = *dst;
+    if (cli_opt_i64(a, name, lo, hi, &v)) return 1;
+    *dst = (int32_t)v;
+    return 0;
+}
+
+int cli_opt_u64(cli_args *a, const char *name, uint64_t *dst) {
+    int64_t v = (int64_t)*dst;
+    if (cli_opt_i64(a, name, 0, INT64_MAX, &v)) return 1;
+    *dst = (uint64_t)v;
+    return 0;
+}
+
+int cli_opt_f64(cli_args *a, const char *name, double *dst) {
+    const char *s = cli_opt(a, NULL, name);
+    if (!s) return 0;
+    return cli_parse_float(s, name, dst);
+}
+
+int cli_opt_f32(cli_args *a, const char *name, float *dst) {
+    double x = *dst;
+    if (cli_opt_f64(a, name, &x)) return 1;
+    *dst = (float)x;
+    return 0;
+}
+
 /* ---- model and prompt ---------------------------------------------------------------- */
 
 int cli_load_model(cli_args *a, const char *cmd, int need_tokenizer, ag_model **out) {

@@ -32,6 +32,15 @@ int cli_parse_float(const char *s, const char *what, double *out);
 /* Parse "1,403,407" into a malloc'ed array. */
 int cli_parse_int_list(const char *s, const char *what, int32_t **out, size_t *n);
 
+/* Typed options by long name: when `name` is given, parse its value into *dst (integers
+ * range-checked, numbers finite) and return 0, or print a message and return 1; when it is
+ * absent, leave *dst as it is and return 0. cli_opt_u64 takes [0, INT64_MAX]. */
+int cli_opt_i64(cli_args *a, const char *name, long long lo, long long hi, int64_t *dst);
+int cli_opt_i32(cli_args *a, const char *name, long long lo, long long hi, int32_t *dst);
+int cli_opt_u64(cli_args *a, const char *name, uint64_t *dst);
+int cli_opt_f64(cli_args *a, const char *name, double *dst);
+int cli_opt_f32(cli_args *a, const char *name, float *dst);
+
 /* Print "attrgraph CMD: message" to stderr; returns 1 (the failure exit code). */
 int cli_fail(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -31,38 +31,6 @@ static int on_progress(const ag_train_progress *p, void *user) {
     return cli_progress_update(&ui->bar, "train", (double)p->step, (double)p->total_steps);
 }
 
-static int opt_int(cli_args *a, const char *name, long long lo, long long hi, int64_t *dst) {
-    const char *v = cli_opt(a, NULL, name);
-    long long x;
-    if (!v) return 0;
-    if (cli_parse_int(v, name, lo, hi, &x)) return 1;
-    *dst = (int64_t)x;
-    return 0;
-}
-
-static int opt_i32(cli_args *a, const char *name, long long lo, long long hi, int32_t *dst) {
-    int64_t x = *dst;
-    if (opt_int(a, name, lo, hi, &x)) return 1;
-    *dst = (int32_t)x;
-    return 0;
-}
-
-static int opt_u64(cli_args *a, const char *name, uint64_t *dst) {
-    int64_t x = (int64_t)*dst;
-    if (opt_int(a, name, 0, INT64_MAX, &x)) return 1;
-    *dst = (uint64_t)x;
-    return 0;
-}
-
-static int opt_f32(cli_args *a, const char *name, float *dst) {
-    const char *v = cli_opt(a, NULL, name);
-    double x;
-    if (!v) return 0;
-    if (cli_parse_float(v, name, &x)) return 1;
-    *dst = (float)x;
-    return 0;
-}
-
 static void print_eval(json_out *j, const ag_world_eval *e) {
     json_obj_open(j);
     for (int t = 0; t < AG_WORLD_N_TASKS; t++) {
@@ -87,15 +55,15 @@ static int run_train(cli_args *a) {
     AG_TRAIN_OPTIONS_INIT(o);
     (void)cli_flag(a, NULL, "--world"); /* the synthetic world is the corpus (the only one) */
     int64_t n_eval = 500;
-    if (opt_u64(a, "--world-seed", &o.world_seed) || opt_u64(a, "--seed", &o.seed) ||
-        opt_i32(a, "--dim", 2, 4096, &o.dim) || opt_i32(a, "--hidden", 1, 16384, &o.hidden_dim) ||
-        opt_i32(a, "--layers", 1, 64, &o.n_layers) || opt_i32(a, "--heads", 1, 256, &o.n_heads) ||
-        opt_i32(a, "--kv-heads", 1, 256, &o.n_kv_heads) || opt_i32(a, "--seq-len", 2, 4096, &o.seq_len) ||
-        opt_i32(a, "--batch", 1, 65536, &o.batch_size) || opt_int(a, "--steps", 1, 1000000000, &o.steps) ||
-        opt_int(a, "--warmup", 0, 1000000000, &o.warmup_steps) || opt_f32(a, "--lr", &o.learning_rate) ||
-        opt_f32(a, "--min-lr", &o.min_learning_rate) || opt_f32(a, "--weight-decay", &o.weight_decay) ||
-        opt_f32(a, "--beta1", &o.beta1) || opt_f32(a, "--beta2", &o.beta2) || opt_f32(a, "--clip", &o.grad_clip) ||
-        opt_int(a, "--checkpoint-every", 0, INT64_MAX, &o.checkpoint_every) || opt_int(a, "--eval", 0, 1000000, &n_eval))
+    if (cli_opt_u64(a, "--world-seed", &o.world_seed) || cli_opt_u64(a, "--seed", &o.seed) ||
+        cli_opt_i32(a, "--dim", 2, 4096, &o.dim) || cli_opt_i32(a, "--hidden", 1, 16384, &o.hidden_dim) ||
+        cli_opt_i32(a, "--layers", 1, 64, &o.n_layers) || cli_opt_i32(a, "--heads", 1, 256, &o.n_heads) ||
+        cli_opt_i32(a, "--kv-heads", 1, 256, &o.n_kv_heads) || cli_opt_i32(a, "--seq-len", 2, 4096, &o.seq_len) ||
+        cli_opt_i32(a, "--batch", 1, 65536, &o.batch_size) || cli_opt_i64(a, "--steps", 1, 1000000000, &o.steps) ||
+        cli_opt_i64(a, "--warmup", 0, 1000000000, &o.warmup_steps) || cli_opt_f32(a, "--lr", &o.learning_rate) ||
+        cli_opt_f32(a, "--min-lr", &o.min_learning_rate) || cli_opt_f32(a, "--weight-decay", &o.weight_decay) ||
+        cli_opt_f32(a, "--beta1", &o.beta1) || cli_opt_f32(a, "--beta2", &o.beta2) || cli_opt_f32(a, "--clip", &o.grad_clip) ||
+        cli_opt_i64(a, "--checkpoint-every", 0, INT64_MAX, &o.checkpoint_every) || cli_opt_i64(a, "--eval", 0, 1000000, &n_eval))
         return 1;
     if (cli_flag(a, NULL, "--tied")) o.shared_classifier = 1;
     o.output_path = cli_opt(a, "-o", "--output");
@@ -185,8 +153,8 @@ static int run_world(cli_args *a) {
     const char *cmd = "world";
     uint64_t seed = AG_BUILTIN_WORLD_SEED;
     int64_t n = 3, n_train = 0, n_eval = 0;
-    if (opt_u64(a, "--world-seed", &seed) || opt_int(a, "--n", 0, 100000, &n) || opt_int(a, "--train", 0, 100000, &n_train) ||
-        opt_int(a, "--evaluate", 0, 1000000, &n_eval))
+    if (cli_opt_u64(a, "--world-seed", &seed) || cli_opt_i64(a, "--n", 0, 100000, &n) || cli_opt_i64(a, "--train", 0, 100000, &n_train) ||
+        cli_opt_i64(a, "--evaluate", 0, 1000000, &n_eval))
         return 1;
     const char *task_name = cli_opt(a, NULL, "--task");
     int only = -1;

@@ -50,29 +50,6 @@ static int progress_cb(const ag_transcoder_progress *p, void *user) {
     return stop;
 }
 
-static int parse_i64(cli_args *a, const char *name, long long lo, long long hi, int64_t *out) {
-    const char *s = cli_opt(a, NULL, name);
-    long long v;
-    if (!s) return 0;
-    if (cli_parse_int(s, name, lo, hi, &v)) return 1;
-    *out = v;
-    return 0;
-}
-static int parse_i32(cli_args *a, const char *name, long long lo, long long hi, int32_t *out) {
-    int64_t v = *out;
-    if (parse_i64(a, name, lo, hi, &v)) return 1;
-    *out = (int32_t)v;
-    return 0;
-}
-static int parse_f32(cli_args *a, const char *name, float *out) {
-    const char *s = cli_opt(a, NULL, name);
-    double x;
-    if (!s) return 0;
-    if (cli_parse_float(s, name, &x)) return 1;
-    *out = (float)x;
-    return 0;
-}
-
 static void json_info(json_out *j, const ag_transcoder *tc) {
     ag_transcoder_info ti;
     ti.struct_size = sizeof ti;
@@ -114,19 +91,17 @@ static int run_train(cli_args *a, const char *cmd) {
         else if (strcmp(s, "resid_mid") == 0) o.read_point = AG_READ_RESID_MID;
         else return cli_fail(cmd, "--read-point '%s' must be mlp_in or resid_mid", s);
     }
-    if (parse_i32(a, "--features", 1, 1 << 24, &o.n_features) || parse_i32(a, "--k", 1, 1 << 24, &o.k) ||
-        parse_i64(a, "--corpus-tokens", 1, (long long)1 << 40, &o.corpus_tokens) || parse_f32(a, "--temperature", &o.temperature) ||
-        parse_i32(a, "--context", 2, 1 << 20, &o.context) || parse_i64(a, "--buffer", 2, (long long)1 << 40, &o.buffer_tokens) ||
-        parse_i64(a, "--steps", 1, (long long)1 << 40, &o.steps) || parse_i32(a, "--batch-size", 1, 1 << 20, &o.batch_size) ||
-        parse_f32(a, "--lr", &o.learning_rate) || parse_i64(a, "--warmup", 0, (long long)1 << 40, &o.warmup_steps) ||
-        parse_f32(a, "--l1", &o.sparsity_coefficient) || parse_i64(a, "--dead-steps", 1, (long long)1 << 40, &o.dead_steps) ||
-        parse_i64(a, "--resample-every", 0, (long long)1 << 40, &o.resample_every) ||
-        parse_i64(a, "--checkpoint-every", 0, (long long)1 << 40, &o.checkpoint_every) ||
-        parse_i64(a, "--progress-every", 1, (long long)1 << 40, &o.progress_every))
+    if (cli_opt_i32(a, "--features", 1, 1 << 24, &o.n_features) || cli_opt_i32(a, "--k", 1, 1 << 24, &o.k) ||
+        cli_opt_i64(a, "--corpus-tokens", 1, (long long)1 << 40, &o.corpus_tokens) || cli_opt_f32(a, "--temperature", &o.temperature) ||
+        cli_opt_i32(a, "--context", 2, 1 << 20, &o.context) || cli_opt_i64(a, "--buffer", 2, (long long)1 << 40, &o.buffer_tokens) ||
+        cli_opt_i64(a, "--steps", 1, (long long)1 << 40, &o.steps) || cli_opt_i32(a, "--batch-size", 1, 1 << 20, &o.batch_size) ||
+        cli_opt_f32(a, "--lr", &o.learning_rate) || cli_opt_i64(a, "--warmup", 0, (long long)1 << 40, &o.warmup_steps) ||
+        cli_opt_f32(a, "--l1", &o.sparsity_coefficient) || cli_opt_i64(a, "--dead-steps", 1, (long long)1 << 40, &o.dead_steps) ||
+        cli_opt_i64(a, "--resample-every", 0, (long long)1 << 40, &o.resample_every) ||
+        cli_opt_i64(a, "--checkpoint-every", 0, (long long)1 << 40, &o.checkpoint_every) ||
+        cli_opt_i64(a, "--progress-every", 1, (long long)1 << 40, &o.progress_every))
         return 1;
-    int64_t seed = (int64_t)o.seed;
-    if (parse_i64(a, "--seed", 0, INT64_MAX, &seed)) return 1;
-    o.seed = (uint64_t)seed;
+    if (cli_opt_u64(a, "--seed", &o.seed)) return 1;
     if (cli_flag(a, NULL, "--skip")) o.skip = 1;
     if (cli_flag(a, NULL, "--keep-bos")) o.skip_bos = 0;
     o.corpus_path = cli_opt(a, NULL, "--corpus");
@@ -183,12 +158,10 @@ static int run_train(cli_args *a, const char *cmd) {
 
 static int eval_opts(cli_args *a, ag_transcoder_eval_options *o) {
     o->corpus_path = cli_opt(a, NULL, "--corpus");
-    int64_t seed = (int64_t)o->seed;
-    if (parse_i64(a, "--tokens-eval", 1, (long long)1 << 40, &o->n_tokens) || parse_i32(a, "--context", 2, 1 << 20, &o->context) ||
-        parse_f32(a, "--temperature", &o->temperature) || parse_i64(a, "--seed", 0, INT64_MAX, &seed) ||
-        parse_i32(a, "--top-contexts", 1, 1000, &o->top_contexts) || parse_i32(a, "--top-tokens", 1, 1000, &o->top_tokens))
+    if (cli_opt_i64(a, "--tokens-eval", 1, (long long)1 << 40, &o->n_tokens) || cli_opt_i32(a, "--context", 2, 1 << 20, &o->context) ||
+        cli_opt_f32(a, "--temperature", &o->temperature) || cli_opt_u64(a, "--seed", &o->seed) ||
+        cli_opt_i32(a, "--top-contexts", 1, 1000, &o->top_contexts) || cli_opt_i32(a, "--top-tokens", 1, 1000, &o->top_tokens))
         return 1;
-    o->seed = (uint64_t)seed;
     return 0;
 }
 
