@@ -203,7 +203,6 @@ static int run_attribute(cli_args *a) {
     ag_attribute_options o;
     AG_ATTRIBUTE_OPTIONS_INIT(o);
     const char *s;
-    long long v;
     double x;
     if ((s = cli_opt(a, NULL, "--method"))) {
         if (!(o.method = lookup(s, METHODS, 5)))
@@ -216,26 +215,14 @@ static int run_attribute(cli_args *a) {
     if (o.site_kind == AG_SITE_FEATURE)
         return cli_fail(cmd, "--at '%s': transcoder features are an intervention site (attrgraph intervene --transcoders DIR "
                              "--set fL:P:I=V), not an attribution site; use mlp.L, or attrgraph graph --basis transcoders", site);
-    if ((s = cli_opt(a, NULL, "--target"))) {
-        if (cli_parse_int(s, "--target", 0, INT32_MAX, &v)) return 1;
-        o.target_token = (int32_t)v;
-    }
-    if ((s = cli_opt(a, NULL, "--target-b"))) {
-        if (cli_parse_int(s, "--target-b", 0, INT32_MAX, &v)) return 1;
-        o.target_token_b = (int32_t)v;
-    }
-    if ((s = cli_opt(a, NULL, "--target-position"))) {
-        if (cli_parse_int(s, "--target-position", 0, INT32_MAX, &v)) return 1;
-        o.target_position = (int32_t)v;
-    }
+    if (cli_opt_i32(a, "--target", 0, INT32_MAX, &o.target_token)) return 1;
+    if (cli_opt_i32(a, "--target-b", 0, INT32_MAX, &o.target_token_b)) return 1;
+    if (cli_opt_i32(a, "--target-position", 0, INT32_MAX, &o.target_position)) return 1;
     if ((s = cli_opt(a, NULL, "--target-kind"))) {
         if (!(o.target_kind = lookup(s, KINDS, 6)))
             return cli_fail(cmd, "--target-kind '%s': expected logit, demeaned-logit, logprob, prob or logit-diff", s);
     }
-    if ((s = cli_opt(a, NULL, "--steps"))) {
-        if (cli_parse_int(s, "--steps", 1, 100000, &v)) return 1;
-        o.steps = (int32_t)v;
-    }
+    if (cli_opt_i32(a, "--steps", 1, 100000, &o.steps)) return 1;
     if ((s = cli_opt(a, NULL, "--quadrature"))) {
         if (!(o.quadrature = lookup(s, RULES, 5)))
             return cli_fail(cmd, "--quadrature '%s': expected riemann, trapezoid, gauss-legendre or adaptive", s);
@@ -245,14 +232,8 @@ static int run_attribute(cli_args *a) {
         if (!(x > 0)) return cli_fail(cmd, "--tolerance %s must be positive", s);
         o.tolerance = x;
     }
-    if ((s = cli_opt(a, NULL, "--max-evaluations"))) {
-        if (cli_parse_int(s, "--max-evaluations", 1, INT32_MAX, &v)) return 1;
-        o.max_evaluations = (int32_t)v;
-    }
-    if ((s = cli_opt(a, NULL, "--batch-size"))) {
-        if (cli_parse_int(s, "--batch-size", 0, 4096, &v)) return 1;
-        o.batch_size = (int32_t)v;
-    }
+    if (cli_opt_i32(a, "--max-evaluations", 1, INT32_MAX, &o.max_evaluations)) return 1;
+    if (cli_opt_i32(a, "--batch-size", 0, 4096, &o.batch_size)) return 1;
     const char *baselines[64];
     int n_base = cli_opt_all(a, NULL, "--baseline", baselines, 64);
     if (n_base > 64) return cli_fail(cmd, "at most 64 --baseline options");

@@ -10,23 +10,12 @@ static int run_graph(cli_args *a) {
     const char *cmd = "graph";
     ag_graph_options go;
     AG_GRAPH_OPTIONS_INIT(go);
+    if (cli_opt_i32(a, "--max-feature-nodes", 0, INT32_MAX, &go.max_feature_nodes) ||
+        cli_opt_i32(a, "--max-logits", 1, INT32_MAX, &go.max_logits) || cli_opt_i32(a, "--batch-size", 1, 1 << 20, &go.batch_size) ||
+        cli_opt_i32(a, "--ig-steps", 1, 1 << 16, &go.ig_steps) || cli_opt_f64(a, "--logit-prob", &go.logit_prob) ||
+        cli_opt_f64(a, "--node-threshold", &go.node_threshold) || cli_opt_f64(a, "--edge-threshold", &go.edge_threshold))
+        return 1;
     const char *s;
-    long long v;
-    double x;
-    if ((s = cli_opt(a, NULL, "--max-feature-nodes")) && cli_parse_int(s, "--max-feature-nodes", 0, INT32_MAX, &v)) return 1;
-    if (s) go.max_feature_nodes = (int32_t)v;
-    if ((s = cli_opt(a, NULL, "--max-logits")) && cli_parse_int(s, "--max-logits", 1, INT32_MAX, &v)) return 1;
-    if (s) go.max_logits = (int32_t)v;
-    if ((s = cli_opt(a, NULL, "--batch-size")) && cli_parse_int(s, "--batch-size", 1, 1 << 20, &v)) return 1;
-    if (s) go.batch_size = (int32_t)v;
-    if ((s = cli_opt(a, NULL, "--ig-steps")) && cli_parse_int(s, "--ig-steps", 1, 1 << 16, &v)) return 1;
-    if (s) go.ig_steps = (int32_t)v;
-    if ((s = cli_opt(a, NULL, "--logit-prob")) && cli_parse_float(s, "--logit-prob", &x)) return 1;
-    if (s) go.logit_prob = x;
-    if ((s = cli_opt(a, NULL, "--node-threshold")) && cli_parse_float(s, "--node-threshold", &x)) return 1;
-    if (s) go.node_threshold = x;
-    if ((s = cli_opt(a, NULL, "--edge-threshold")) && cli_parse_float(s, "--edge-threshold", &x)) return 1;
-    if (s) go.edge_threshold = x;
     if ((s = cli_opt(a, NULL, "--method"))) {
         if (strcmp(s, "decomposition") == 0) go.method = AG_METHOD_DECOMPOSITION;
         else if (strcmp(s, "gradient") == 0) go.method = AG_METHOD_GRADIENT;
