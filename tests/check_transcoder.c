@@ -637,15 +637,10 @@ static void recovery(const ag_transcoder *tc, const planted *p, double *mean_cos
     *frac90 = (double)good / p->M;
 }
 
-static ag_transcoder *train_planted(int act, int64_t steps, uint64_t seed, const char *ckpt, int64_t ckpt_every, const char *resume) {
-    planted p;
-    planted_init(&p, 24, 48, 3, seed);
-    ag_transcoder *tc = NULL;
-    ck_assert_int_eq(agi_tc_alloc(&tc, AG_TRANSCODER_PER_LAYER, act, AG_READ_MLP_IN, 1, 24, 96, 3, 0, 0, "test"), AG_OK);
+/* The training options of the planted-dictionary runs. */
+static ag_transcoder_train_options planted_options(int64_t steps, uint64_t seed) {
     ag_transcoder_train_options o;
     AG_TRANSCODER_TRAIN_OPTIONS_INIT(o);
-    o.activation = act;
-    o.k = 3;
     o.steps = steps;
     o.batch_size = 256;
     o.learning_rate = 3e-3f;
@@ -654,6 +649,17 @@ static ag_transcoder *train_planted(int act, int64_t steps, uint64_t seed, const
     o.dead_steps = 200;
     o.resample_every = 250;
     o.seed = seed;
+    return o;
+}
+
+static ag_transcoder *train_planted(int act, int64_t steps, uint64_t seed, const char *ckpt, int64_t ckpt_every, const char *resume) {
+    planted p;
+    planted_init(&p, 24, 48, 3, seed);
+    ag_transcoder *tc = NULL;
+    ck_assert_int_eq(agi_tc_alloc(&tc, AG_TRANSCODER_PER_LAYER, act, AG_READ_MLP_IN, 1, 24, 96, 3, 0, 0, "test"), AG_OK);
+    ag_transcoder_train_options o = planted_options(steps, seed);
+    o.activation = act;
+    o.k = 3;
     o.checkpoint_path = ckpt;
     o.checkpoint_every = ckpt_every;
     o.resume_path = resume;
@@ -711,16 +717,7 @@ START_TEST(test_resume_equals_uninterrupted) {
     planted_init(&p, 24, 48, 3, 21);
     ag_transcoder *tc = NULL;
     ck_assert_int_eq(agi_tc_alloc(&tc, AG_TRANSCODER_PER_LAYER, AG_ACTIVATION_RELU, AG_READ_MLP_IN, 1, 24, 96, 3, 0, 0, "t"), AG_OK);
-    ag_transcoder_train_options o;
-    AG_TRANSCODER_TRAIN_OPTIONS_INIT(o);
-    o.steps = steps;
-    o.batch_size = 256;
-    o.learning_rate = 3e-3f;
-    o.warmup_steps = 50;
-    o.sparsity_coefficient = 0.3f;
-    o.dead_steps = 200;
-    o.resample_every = 250;
-    o.seed = 21;
+    ag_transcoder_train_options o = planted_options(steps, 21);
     o.checkpoint_path = ck;
     o.checkpoint_every = steps / 2;
     o.progress = cancel_at_half;
@@ -795,6 +792,22 @@ START_TEST(test_train_eval_label_stories) {
         ck_assert(ls[l].dead_fraction >= 0.0 && ls[l].dead_fraction <= 1.0);
     }
     ck_assert(isfinite(e.loss_model) && isfinite(e.loss_replacement) && isfinite(e.loss_zero_ablation));
+    /* the summary is made of the per-layer numbers and the three losses */
+    double sum_fvu = 0, sum_l0 = 0, sum_dead = 0;
+    for (int l = 0; l < 5; l++) {
+        sum_fvu += ls[l].fvu, sum_l0 += ls[l].l0, sum_dead += ls[l].dead_fraction;
+        double dead = ls[l].dead_fraction * 64.0; /* a count of the 64 features */
+        ck_assert_msg(fabs(dead - round(dead)) <= 1e-9, "layer %d: dead fraction %.12g is not a count of 64", l, ls[l].dead_fraction);
+        ck_assert_msg(ls[l].mse >= 0.0 && (ls[l].fvu == 0.0) == (ls[l].mse == 0.0), "layer %d: fvu %g, mse %g", l, ls[l].fvu, ls[l].mse);
+        ck_assert(ls[l].n_tokens > 0);
+    }
+    ck_assert(e.n_tokens > 0);
+    ck_assert_double_eq_tol(e.mean_fvu, sum_fvu / 5, 1e-12 * (1 + sum_fvu));
+    ck_assert_double_eq_tol(e.mean_l0, sum_l0 / 5, 1e-12 * (1 + sum_l0));
+    ck_assert_double_eq_tol(e.mean_dead_fraction, sum_dead / 5, 1e-12);
+    double recovered = (e.loss_zero_ablation - e.loss_replacement) / (e.loss_zero_ablation - e.loss_model);
+    ck_assert_msg(fabs(e.loss_recovered - recovered) <= 1e-9 * fmax(1.0, fabs(recovered)), "loss recovered %.12g, from the losses %.12g",
+                  e.loss_recovered, recovered);
     ck_assert(e.loss_model < e.loss_zero_ablation);
     ck_assert_msg(e.loss_replacement < e.loss_zero_ablation, "replacement %g vs zero ablation %g", e.loss_replacement, e.loss_zero_ablation);
     ck_assert_msg(ag_transcoder_label(tc, m, &eo) == AG_OK, "%s", ag_last_error());
