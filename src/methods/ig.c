@@ -208,11 +208,8 @@ ag_status agi_baselines_build(const ag_trace *trace, int kind, int layer, const 
                 st = AG_ERR_OUT_OF_MEMORY;
                 break;
             }
-            const float *E = m->w.token_embedding;
-            for (int v = 0; v < c->vocab_size; v++)
-                for (int i = 0; i < D; i++) acc[i] += E[(size_t)v * D + i];
-            for (int p = 0; p < T; p++)
-                for (int i = 0; i < D; i++) a.x[(size_t)p * D + i] = (float)(acc[i] / c->vocab_size);
+            agi_mean_row(a.x, acc, m->w.token_embedding, c->vocab_size, D);
+            for (int p = 1; p < T; p++) memcpy(a.x + (size_t)p * D, a.x, sizeof(float) * (size_t)D);
             free(acc);
         }
         int stop_layer = kind == AG_SITE_EMBED ? 0 : layer; /* run the blocks the site needs */
@@ -724,52 +721,3 @@ done:
     agi_target_ctx_free(&g->tc);
     return st;
 }
-
-/* ---- the ig method ------------------------------------------------------------------------ */
-
-typedef struct ig_state {
-    const ag_trace *trace;
-    int kind, layer;
-    float *baselines;
-    int n_baselines;
-    agi_segment *segs;
-    agi_integrator ig;
-    const char *func;
-} ig_state;
-
-static void ig_release(void *state) {
-    ig_state *s = state;
-    if (!s) return;
-    free(s->baselines);
-    free(s->segs);
-    free(s);
-}
-
-static ag_status ig_prepare(const agi_method_request *req, void **state) {
-    ig_state *s = agi_calloc(1, sizeof *s, req->func);
-    if (!s) return AG_ERR_OUT_OF_MEMORY;
-    s->trace = req->trace, s->kind = req->site_kind, s->layer = req->site_layer, s->func = req->func;
-    ag_status st = agi_integrator_from_options(req->opts, &s->ig, req->func);
-    if (st == AG_OK) st = agi_baselines_build(req->trace, s->kind, s->layer, req->opts, &s->baselines, &s->n_baselines, req->func);
-    if (st == AG_OK) {
-        s->segs = agi_calloc((size_t)s->n_baselines, sizeof *s->segs, req->func);
-        if (!s->segs) st = AG_ERR_OUT_OF_MEMORY;
-    }
-    if (st != AG_OK) {
-        ig_release(s);
-        return st;
-    }
-    size_t n = agi_site_size(req->trace, s->kind);
-    const float *input = agi_site_ptr(&req->trace->acts, &req->trace->model->cfg, s->kind, s->layer, 0);
-    for (int b = 0; b < s->n_baselines; b++)
-        s->segs[b] = (agi_segment){s->baselines + (size_t)b * n, input, 1.0 / s->n_baselines, 1, 1, 1};
-    *state = s;
-    return AG_OK;
-}
-
-static ag_status ig_vjp(void *state, const agi_target *targets, int B, agi_method_result *res) {
-    ig_state *s = state;
-    return agi_integrate(s->trace, s->kind, s->layer, s->segs, s->n_baselines, &s->ig, targets, B, res, s->func);
-}
-
-const agi_method agi_method_ig = {"ig", AG_METHOD_IG, ig_prepare, ig_vjp, ig_release};

@@ -7,7 +7,7 @@
  *                               to the site; may be called many times on one state
  *   release(state)
  *
- * Built-in methods: agi_method_gradient (gradient.c), agi_method_ig (ig.c), agi_method_path
+ * Built-in methods: agi_method_gradient (gradient.c), agi_method_ig and agi_method_path
  * (path.c); agi_method_decomposition (decomposition.c, issue #4) plugs in the same way.
  * attribute.c, the public entry point, picks one by AG_METHOD_* id.
  *
@@ -117,6 +117,10 @@ ag_status agi_site_gradient_vjp(void *state, const agi_target *targets, int B, a
 
 /* Site geometry of a trace: rows T, row width, total floats. */
 size_t agi_site_size(const ag_trace *trace, int site_kind);
+
+/* out[cols] = the mean of the rows of W[rows][cols], summed in double in row order (acc: cols
+ * doubles of scratch); the classifier's mean row of the demeaned logit, the mean embedding. */
+void agi_mean_row(float *out, double *acc, const float *W, int rows, int cols);
 
 /* ---- quadrature and the segment integrator (ig.c) ---------------------------------------- */
 

@@ -1,8 +1,9 @@
-/* The path method: integrated gradients along a piecewise-linear path through waypoints
+/* The path and ig methods: integrated gradients along a piecewise-linear path through waypoints
  * (segment k from waypoint k to waypoint k+1; completeness: the sum of the attributions is
  * f(last) - f(first)), or, without waypoints, the average of straight-line IG over the
- * baselines of the options. The segments go to the integrator of ig.c, so with two waypoints
- * (baseline, input) the result is exactly AG_METHOD_IG's. */
+ * baselines of the options, which is the ig method (it ignores waypoints). The segments go to
+ * the integrator of ig.c, so with two waypoints (baseline, input) the result is exactly
+ * AG_METHOD_IG's. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@ static void path_release(void *state) {
     free(s);
 }
 
-static ag_status path_prepare(const agi_method_request *req, void **state) {
+/* waypoints: 1 for the path method (the options' waypoints, if any), 0 for ig (baselines). */
+static ag_status prepare(const agi_method_request *req, void **state, int waypoints) {
     const ag_attribute_options *o = req->opts;
     const char *func = req->func;
     path_state *s = agi_calloc(1, sizeof *s, func);
@@ -39,7 +41,7 @@ static ag_status path_prepare(const agi_method_request *req, void **state) {
     const float *input = agi_site_ptr(&req->trace->acts, &req->trace->model->cfg, s->kind, s->layer, 0);
     ag_status st = agi_integrator_from_options(o, &s->ig, func);
     if (st != AG_OK) goto fail;
-    if (o->n_waypoints == 0) { /* average over the baselines */
+    if (!waypoints || o->n_waypoints == 0) { /* average over the baselines */
         st = agi_baselines_build(req->trace, s->kind, s->layer, o, &s->points, &s->n_points, func);
         if (st != AG_OK) goto fail;
         s->n_segs = s->n_points;
@@ -86,9 +88,13 @@ fail:
     return st;
 }
 
+static ag_status path_prepare(const agi_method_request *req, void **state) { return prepare(req, state, 1); }
+static ag_status ig_prepare(const agi_method_request *req, void **state) { return prepare(req, state, 0); }
+
 static ag_status path_vjp(void *state, const agi_target *targets, int B, agi_method_result *res) {
     path_state *s = state;
     return agi_integrate(s->trace, s->kind, s->layer, s->segs, s->n_segs, &s->ig, targets, B, res, s->func);
 }
 
 const agi_method agi_method_path = {"path", AG_METHOD_PATH, path_prepare, path_vjp, path_release};
+const agi_method agi_method_ig = {"ig", AG_METHOD_IG, ig_prepare, path_vjp, path_release};

@@ -109,6 +109,13 @@ ag_status agi_target_resolve(const ag_trace *trace, const ag_attribute_options *
     return AG_OK;
 }
 
+void agi_mean_row(float *out, double *acc, const float *W, int rows, int cols) {
+    for (int i = 0; i < cols; i++) acc[i] = 0.0;
+    for (int v = 0; v < rows; v++)
+        for (int i = 0; i < cols; i++) acc[i] += W[(size_t)v * cols + i];
+    for (int i = 0; i < cols; i++) out[i] = (float)(acc[i] / rows);
+}
+
 ag_status agi_target_ctx_init(agi_target_ctx *tc, const ag_model *m, const char *func) {
     memset(tc, 0, sizeof *tc);
     tc->m = m;
@@ -154,12 +161,8 @@ ag_status agi_target_eval(agi_target_ctx *tc, const agi_acts *a, int s, const ag
             for (int v = 0; v < V; v++) mean += lg[v];
             f = lg[t->token] - mean / V;
             if (seed) {
-                if (!tc->have_wmean) { /* the classifier's mean row, in double */
-                    double *acc = tc->dtmp;
-                    for (int i = 0; i < D; i++) acc[i] = 0.0;
-                    for (int v = 0; v < V; v++)
-                        for (int i = 0; i < D; i++) acc[i] += W[(size_t)v * D + i];
-                    for (int i = 0; i < D; i++) tc->wmean[i] = (float)(acc[i] / V);
+                if (!tc->have_wmean) { /* the classifier's mean row */
+                    agi_mean_row(tc->wmean, tc->dtmp, W, V, D);
                     tc->have_wmean = 1;
                 }
                 for (int i = 0; i < D; i++) seed[i] = wv[i] - tc->wmean[i];
