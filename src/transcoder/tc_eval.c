@@ -85,6 +85,15 @@ static void replaced_forward(const ag_model *m, const ag_transcoder *tc, agi_act
     agi_forward_final(m, a, 0, T);
 }
 
+/* Windows per forward batch: attention scores within ~32 MiB, at most 16 and the corpus. */
+static int batch_windows(const agi_config *c, const agi_tc_corpus *corpus) {
+    int T = corpus->ctx;
+    int B = (int)((32u << 20) / ((size_t)c->n_layers * c->n_heads * (size_t)T * T * 4 + 1));
+    if (B < 1) B = 1;
+    if (B > 16) B = 16;
+    return B > corpus->n_seq ? corpus->n_seq : B;
+}
+
 static int report(const ag_transcoder_eval_options *o, const char *phase, int64_t done, int64_t total) {
     if (!o->progress) return 0;
     ag_transcoder_progress pr;
@@ -118,20 +127,17 @@ ag_status ag_transcoder_evaluate(const ag_transcoder *tc, const ag_model *m, con
     st = agi_tc_corpus_make(&corpus, m, o.corpus_path, o.n_tokens, o.context, o.temperature, o.seed, fn);
     if (st != AG_OK) return st;
     int T = corpus.ctx;
-    int B = (int)((32u << 20) / ((size_t)L * c->n_heads * (size_t)T * T * 4 + 1));
-    if (B < 1) B = 1;
-    if (B > 16) B = 16;
-    if (B > corpus.n_seq) B = corpus.n_seq;
+    int B = batch_windows(c, &corpus);
     int N = B * T;
     agi_acts a;
     st = agi_acts_alloc(&a, c, B, T, T, 1, fn);
     float *abuf = st == AG_OK ? agi_malloc(sizeof(float) * ((size_t)L * N * F + (size_t)N * D), fn) : NULL;
-    float *rec = agi_malloc(sizeof(float) * (size_t)N * D, fn);
     const float **ptr = agi_calloc((size_t)L, sizeof(float *), fn);
     double *sse = agi_calloc((size_t)L, sizeof(double), fn), *sy2 = agi_calloc((size_t)L, sizeof(double), fn);
     double *sy = agi_calloc((size_t)L * D, sizeof(double), fn), *l0 = agi_calloc((size_t)L, sizeof(double), fn);
     uint8_t *fired = agi_calloc((size_t)L * F, 1, fn);
-    if (st == AG_OK && (!abuf || !rec || !ptr || !sse || !sy2 || !sy || !l0 || !fired)) st = AG_ERR_OUT_OF_MEMORY;
+    float *rec = abuf ? abuf + (size_t)L * N * F : NULL; /* [N][D] scratch after the activations */
+    if (st == AG_OK && (!abuf || !ptr || !sse || !sy2 || !sy || !l0 || !fired)) st = AG_ERR_OUT_OF_MEMORY;
     double ce_m = 0.0, ce_r = 0.0, ce_z = 0.0;
     int64_t n_ce = 0, n_ce2 = 0, n_ce3 = 0, n_tok = 0;
     for (int s0 = 0; st == AG_OK && s0 < corpus.n_seq; s0 += B) {
@@ -215,7 +221,6 @@ ag_status ag_transcoder_evaluate(const ag_transcoder *tc, const ag_model *m, con
     agi_acts_free(&a);
     agi_tc_corpus_free(&corpus);
     free(abuf);
-    free(rec);
     free(ptr);
     free(sse);
     free(sy2);
@@ -347,10 +352,7 @@ ag_status ag_transcoder_label(ag_transcoder *tc, const ag_model *m, const ag_tra
     st = agi_tc_corpus_make(&corpus, m, o.corpus_path, o.n_tokens, o.context, o.temperature, o.seed, fn);
     if (st != AG_OK) return st;
     int T = corpus.ctx;
-    int B = (int)((32u << 20) / ((size_t)L * c->n_heads * (size_t)T * T * 4 + 1));
-    if (B < 1) B = 1;
-    if (B > 16) B = 16;
-    if (B > corpus.n_seq) B = corpus.n_seq;
+    int B = batch_windows(c, &corpus);
     int N = B * T;
     size_t LF = (size_t)L * F;
     agi_acts a;
