@@ -224,6 +224,26 @@ static int rank_cb(void *user, int l, const float *gr, int n_act, int Tp) {
     return 0;
 }
 
+/* The edge (row b, column node) of weight w: zeros are not stored, a non-finite weight is flagged. */
+static int add_edge(batch_ctx *bc, int b, int32_t node, float w) {
+    if (w == 0.0f) return 0;
+    if (!isfinite(w)) bc->nonfinite = 1;
+    if (rowvec_push(&bc->rows[b], node, w)) return agi_error(AG_ERR_OUT_OF_MEMORY, bc->func, "cannot grow an edge row");
+    return 0;
+}
+
+/* The edges of the rows reading position p to the node writing v there (an error node or an
+ * embedding): w = gr[b, p, :] . v. */
+static int add_vec_edges(batch_ctx *bc, const float *gr, int n_act, int Tp, int p, const float *v, int32_t node) {
+    int D = bc->g->D;
+    for (int b = 0; b < n_act; b++) {
+        if (bc->t_pos[b] < p) continue;
+        int rc = add_edge(bc, b, node, (float)dot_d(gr + ((size_t)b * Tp + p) * D, v, D));
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 /* Exact callback: edges to the graph's unit nodes, error nodes and embeddings only. */
 static int exact_cb(void *user, int l, const float *gr, int n_act, int Tp) {
     batch_ctx *bc = user;
@@ -262,22 +282,16 @@ static int exact_cb(void *user, int l, const float *gr, int n_act, int Tp) {
                         float w;
                         if (dense) w = bc->Y[((size_t)b * Tp + p) * Hd + g->unit_i[u0 + j]] * g->unit_act[u0 + j];
                         else w = out[(size_t)b * ldo + j];
-                        if (w == 0.0f) continue;
-                        if (!isfinite(w)) bc->nonfinite = 1;
-                        if (rowvec_push(&bc->rows[b], (int32_t)(u0 + j), w)) return agi_error(AG_ERR_OUT_OF_MEMORY, bc->func, "cannot grow an edge row");
+                        int rc = add_edge(bc, b, (int32_t)(u0 + j), w);
+                        if (rc) return rc;
                     }
                 }
             }
             if (g->has_err[(size_t)l * T + p]) {
                 const float *e = g->err + ((size_t)l * T + p) * D;
                 int32_t node = (int32_t)agi_g_error_node(g, l, p);
-                for (int b = 0; b < n_act; b++) {
-                    if (bc->t_pos[b] < p) continue;
-                    float w = (float)dot_d(gr + ((size_t)b * Tp + p) * D, e, D);
-                    if (w == 0.0f) continue;
-                    if (!isfinite(w)) bc->nonfinite = 1;
-                    if (rowvec_push(&bc->rows[b], node, w)) return agi_error(AG_ERR_OUT_OF_MEMORY, bc->func, "cannot grow an edge row");
-                }
+                int rc = add_vec_edges(bc, gr, n_act, Tp, p, e, node);
+                if (rc) return rc;
             }
             const float *cv = bc->basis->constant ? bc->basis->constant(bc->basis, tr, l, p) : NULL;
             if (cv)
@@ -303,9 +317,8 @@ static int exact_cb(void *user, int l, const float *gr, int n_act, int Tp) {
                     if (bc->t_pos[b] < p) continue;
                     for (int j = 0; j < k; j++) {
                         float w = bc->Y[(size_t)b * k + j];
-                        if (w == 0.0f) continue;
-                        if (!isfinite(w)) bc->nonfinite = 1;
-                        if (rowvec_push(&bc->rows[b], (int32_t)(u0 + j), w)) return agi_error(AG_ERR_OUT_OF_MEMORY, bc->func, "cannot grow an edge row");
+                        int rc = add_edge(bc, b, (int32_t)(u0 + j), w);
+                        if (rc) return rc;
                     }
                 }
             }
@@ -315,13 +328,8 @@ static int exact_cb(void *user, int l, const float *gr, int n_act, int Tp) {
         for (int p = 0; p < Tp; p++) {
             int32_t node = (int32_t)agi_g_embed_node(g, p);
             const float *e = E + (size_t)tr->acts.tokens[p] * D;
-            for (int b = 0; b < n_act; b++) {
-                if (bc->t_pos[b] < p) continue;
-                float w = (float)dot_d(gr + ((size_t)b * Tp + p) * D, e, D);
-                if (w == 0.0f) continue;
-                if (!isfinite(w)) bc->nonfinite = 1;
-                if (rowvec_push(&bc->rows[b], node, w)) return agi_error(AG_ERR_OUT_OF_MEMORY, bc->func, "cannot grow an edge row");
-            }
+            int rc = add_vec_edges(bc, gr, n_act, Tp, p, e, node);
+            if (rc) return rc;
         }
     }
     return 0;
