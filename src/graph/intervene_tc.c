@@ -117,9 +117,6 @@ static void add_dec(const ag_transcoder *tc, int s, int o, int f, float d, float
     agi_axpy(D, d, tc->layers[s].W_dec + ((size_t)f * no + o) * D, row);
 }
 
-/* The read-point rows of block l: the run's u or x_mid (delta runs: their changes). */
-static const float *read_rows(const agi_tc_run *r, const agi_acts *a, int l) { return agi_tc_input(r->tc, a, l); }
-
 static void tc_out(agi_mlp_ext *ext, const ag_model *m, agi_acts *a, const agi_fwd_ctl *ctl, int l, int p0, int p1,
                    float *mo) {
     agi_tc_run *r = (agi_tc_run *)ext;
@@ -129,7 +126,7 @@ static void tc_out(agi_mlp_ext *ext, const ag_model *m, agi_acts *a, const agi_f
     if (r->kind == AGI_TC_DIRECT || r->kind == AGI_TC_REAL) {
         /* REAL: encode the rows of block l that a clamp of layer l touches (current activations) */
         if (r->kind == AGI_TC_REAL) {
-            const float *x = read_rows(r, a, l);
+            const float *x = agi_tc_input(tc, a, l);
             for (int p = p0; p < p1; p++) {
                 int need = 0;
                 for (int i = 0; i < ctl->n_edits && !need; i++) {
@@ -167,10 +164,11 @@ static void tc_out(agi_mlp_ext *ext, const ag_model *m, agi_acts *a, const agi_f
         return;
     }
 
-    /* LINEAR (delta) / REPLACE (full): recompute the features of block l, clamp, decode */
+    /* LINEAR (delta) / REPLACE (full): recompute the features of block l from its read point
+     * (the run's u or x_mid; a delta run: their changes), clamp, decode */
     int N = p1 - p0;
     int lin = r->kind == AGI_TC_LINEAR;
-    const float *x = read_rows(r, a, l) + (size_t)p0 * D;
+    const float *x = agi_tc_input(tc, a, l) + (size_t)p0 * D;
     const float *cl = r->clean->acts + (size_t)l * T * F, *mu = r->mult + (size_t)l * T * F;
     float *act = r->acts + (size_t)l * T * F + (size_t)p0 * F, *pre = r->row;
     const agi_tc_layer *ly = &tc->layers[l];
