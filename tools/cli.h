@@ -55,6 +55,9 @@ int cli_fail_status(const char *cmd, ag_status st);
 int cli_load_model(cli_args *a, const char *cmd, int need_tokenizer, ag_model **out);
 /* Tokens from -p/--prompt (encoded, BOS prepended) or -t/--tokens (as given). */
 int cli_prompt_tokens(cli_args *a, const char *cmd, const ag_model *m, int32_t **tokens, size_t *n);
+/* The whole file, malloc'ed and NUL-terminated (its length in *len when len is not NULL), or
+ * NULL when it cannot be opened or read (no message: the caller names the file). */
+char *cli_read_file(const char *path, size_t *len);
 /* The decoded piece of tokens[i] after tokens[i-1], malloc'ed (or "<id>" without a tokenizer). */
 char *cli_piece(const ag_model *m, const int32_t *tokens, size_t i);
 

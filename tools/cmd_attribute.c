@@ -76,35 +76,6 @@ static int wp_numbers(wp_parser *p) {
     return wp_push(p, v);
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-        if (n + 1 == cap) {
-            char *q = realloc(buf, cap *= 2);
-            if (!q) {
-                free(buf);
-                buf = NULL;
-            } else {
-                buf = q;
-            }
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* The site's values for `tokens` (n = the prompt's length) through a trace. */
 static int site_values_of_tokens(const char *cmd, const ag_model *m, const int32_t *tokens, size_t n, int32_t kind,
                                  int32_t layer, float *dst, size_t size) {
@@ -124,7 +95,7 @@ static int site_values_of_tokens(const char *cmd, const ag_model *m, const int32
 /* Parse the waypoints file into n_out site-shaped arrays (malloc'ed). */
 static int load_waypoints(const char *cmd, const char *path, const ag_model *m, const ag_trace *trace, int32_t kind,
                           int32_t layer, size_t size, float **out, int32_t *n_out) {
-    char *text = read_file(path);
+    char *text = cli_read_file(path, NULL);
     if (!text) return cli_fail(cmd, "--waypoints %s: cannot read the file", path);
     wp_parser p = {text, 0, NULL, 0, 0, 0};
     size_t n_tok = ag_trace_n_tokens(trace);

@@ -130,36 +130,6 @@ static int parse_numbers(const char *s, float **out, size_t *n) {
     return 0;
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        n += got;
-        if (n < cap - 1) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-/* SITE:POS=[COEF*]VECTOR, SITE = embed | resid.L | mid.L, VECTOR = v1,v2,... | @FILE.
- * The vector (dim floats) is malloc'ed into *vec. */
 static int parse_add(const char *cmd, const char *s, long T, int D, ag_intervention *iv, float **vec) {
     memset(iv, 0, sizeof *iv);
     *vec = NULL;
@@ -194,7 +164,7 @@ static int parse_add(const char *cmd, const char *s, long T, int D, ag_intervent
     iv->value = (float)coef;
     char *text = NULL;
     if (*p == '@') {
-        text = read_file(p + 1);
+        text = cli_read_file(p + 1, NULL);
         if (!text) return cli_fail(cmd, "--add: cannot read the vector file '%s'", p + 1);
     }
     size_t n = 0;

@@ -94,35 +94,6 @@ static const char *str_field(const cJSON *o, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static int read_file(const char *path, char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 1;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    int bad = !b || ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return 1;
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 static void graph_free(show_graph *g) {
     cJSON_Delete(g->doc);
     free(g->n);
@@ -522,9 +493,9 @@ static void print_summary(FILE *f, const show_graph *g, const char *path, int n_
 /* The strongest path to each target logit of the graph JSON at `path` (attrgraph graph prints
  * it after writing the JSON, so the main job shows its answer in text). */
 int cli_show_top_paths(FILE *f, const char *cmd, const char *path, int n_paths) {
-    char *buf = NULL;
     size_t len = 0;
-    if (read_file(path, &buf, &len)) return cli_fail(cmd, "%s: cannot read the file", path);
+    char *buf = cli_read_file(path, &len);
+    if (!buf) return cli_fail(cmd, "%s: cannot read the file", path);
     show_graph g;
     int rc = graph_load(&g, cmd, path, buf, len);
     size_t *order = rc ? NULL : malloc((g.nn ? g.nn : 1) * sizeof *order);
@@ -567,9 +538,9 @@ static int run_show(cli_args *a) {
     if (cli_check_unused(a, cmd)) return 1;
     if (!path) return cli_fail(cmd, "no graph given: attrgraph show G.json");
     if (html && !*html) return cli_fail(cmd, "--html needs a file name");
-    char *buf = NULL;
     size_t len = 0;
-    if (read_file(path, &buf, &len)) return cli_fail(cmd, "%s: cannot read the file", path);
+    char *buf = cli_read_file(path, &len);
+    if (!buf) return cli_fail(cmd, "%s: cannot read the file", path);
     show_graph g;
     int rc = graph_load(&g, cmd, path, buf, len);
     if (!rc && !quiet) print_summary(stdout, &g, path, (int)n_paths, (int)n_top);
