@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     bench_print_machine("bench_attribute");
-    double peak = bench_sgemm_gflops(1024, 1024, 1024, 0, o.runs > 5 ? o.runs : 5);
+    double peak = bench_sgemm_gflops(1024, 1024, 1024, 0, o.runs > 5 ? o.runs : 5, NULL);
     printf("sgemm 1024x1024x1024 NN %7.2f GFLOP/s   <- peak used for ratios\n", peak);
     int rc = 0;
     if (o.do_file) {

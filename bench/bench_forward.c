@@ -106,8 +106,8 @@ int main(int argc, char **argv) {
     bench_print_machine("bench_forward");
 
     /* 1. sgemm peak */
-    double peak = bench_sgemm_gflops(1024, 1024, 1024, 0, o.runs);
-    double shaped = bench_sgemm_gflops(o.T, 1376, 512, 1, o.runs);
+    double peak = bench_sgemm_gflops(1024, 1024, 1024, 0, o.runs, NULL);
+    double shaped = bench_sgemm_gflops(o.T, 1376, 512, 1, o.runs, NULL);
     printf("sgemm 1024x1024x1024 NN          %7.2f GFLOP/s (median of %d)   <- peak used for ratios\n", peak, o.runs);
     printf("sgemm %4dx1376x512 NT (MLP-like) %7.2f GFLOP/s (median of %d)\n", o.T, shaped, o.runs);
 

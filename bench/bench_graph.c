@@ -31,38 +31,9 @@
 #include "attrgraph.h"
 #include "bench_util.h"
 
-static double cpu_now(void) { /* process CPU seconds, every thread (OpenBLAS's included) */
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* GFLOP per CPU-second of the same sgemm: the peak per core-second, a fair yardstick when the
+/* GFLOP per CPU-second of the peak sgemm: the peak per core-second, a fair yardstick when the
  * machine is shared (wall-clock ratios then depend on what else runs). */
 static double g_peak_cpu = 0.0;
-
-static double sgemm_gflops(int n, int runs) {
-    float *A = malloc(sizeof(float) * (size_t)n * n), *B = malloc(sizeof(float) * (size_t)n * n),
-          *C = malloc(sizeof(float) * (size_t)n * n);
-    bench_rng r = {7};
-    for (size_t i = 0; i < (size_t)n * n; i++) A[i] = bench_rng_sym(&r, 1.0f), B[i] = bench_rng_sym(&r, 1.0f);
-    double *t = malloc(sizeof(double) * (size_t)runs), *tc = malloc(sizeof(double) * (size_t)runs);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n); /* warm-up */
-    for (int k = 0; k < runs; k++) {
-        double t0 = bench_now(), c0 = cpu_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        t[k] = bench_now() - t0;
-        tc[k] = cpu_now() - c0;
-    }
-    g_peak_cpu = 2.0 * n * (double)n * n / bench_median(tc, (size_t)runs) / 1e9;
-    free(tc);
-    double med = bench_median(t, (size_t)runs);
-    free(A);
-    free(B);
-    free(C);
-    free(t);
-    return 2.0 * n * (double)n * n / med / 1e9;
-}
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -87,7 +58,7 @@ static int run_case(const char *label, const ag_model *m, const int32_t *tok, in
         return 1;
     }
     double t1 = bench_now();
-    c_start = cpu_now();
+    c_start = bench_cpu_now();
     ag_graph_options o;
     AG_GRAPH_OPTIONS_INIT(o);
     o.max_feature_nodes = max_nodes;
@@ -99,7 +70,7 @@ static int run_case(const char *label, const ag_model *m, const int32_t *tok, in
         ag_trace_free(tr);
         return 1;
     }
-    double t2 = bench_now(), c_graph = cpu_now() - c_start;
+    double t2 = bench_now(), c_graph = bench_cpu_now() - c_start;
     char *js = NULL;
     size_t len = 0;
     ag_graph_json(g, NULL, &js, &len);
@@ -211,7 +182,7 @@ int main(int argc, char **argv) {
         }
     }
     int runs = quick ? 3 : 7;
-    double peak = sgemm_gflops(1024, runs);
+    double peak = bench_sgemm_gflops(1024, 1024, 1024, 0, runs, &g_peak_cpu);
     printf("sgemm 1024x1024x1024: %.2f GFLOP/s (median of %d) <- peak used for ratios; %.2f GFLOP per CPU-second\n", peak,
            runs, g_peak_cpu);
     int rc = 0;

@@ -1,6 +1,7 @@
 /* bench_util.h: small helpers shared by the benchmarks in bench/ (header-only).
  *
  *   bench_now()                  monotonic wall clock in seconds
+ *   bench_cpu_now()              process CPU seconds, every thread (OpenBLAS's included)
  *   bench_median()               median of n doubles (does not reorder the input)
  *   bench_rng / bench_rng_*      splitmix64 generator (deterministic, seedable)
  *   bench_llama2c_model()        a random llama2.c legacy checkpoint built in memory, for
@@ -8,7 +9,8 @@
  *                                ../shared/models/README.md)
  *   bench_forward_flops()        the matmul FLOPs of one forward pass over T positions
  *   bench_cfg_from_info()        fill a bench_cfg from a loaded model's ag_model_info
- *   bench_sgemm_gflops()         median GFLOP/s of one cblas_sgemm shape (the peak yardstick)
+ *   bench_sgemm_gflops()         median GFLOP/s of one cblas_sgemm shape (the peak yardstick),
+ *                                and optionally its GFLOP per CPU-second
  *   bench_opts / bench_opts_arg() the command-line options the model benchmarks share
  *   bench_print_machine()        the banner: version, BLAS threads, load average
  *   bench_random_prompt()        BOS then random token ids
@@ -33,6 +35,12 @@
 static inline double bench_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline double bench_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -153,31 +161,39 @@ static inline void *bench_llama2c_model(const bench_cfg *c, uint64_t seed, size_
 /* ---- the sgemm peak --------------------------------------------------------------------- */
 
 /* Median GFLOP/s over `runs` calls (after two warm-up calls that start OpenBLAS's threads) of
- * C[M][N] = A[M][K] · op(B), row-major, op = transpose when transB; 0 when out of memory. */
-static inline double bench_sgemm_gflops(int M, int N, int K, int transB, int runs) {
+ * C[M][N] = A[M][K] · op(B), row-major, op = transpose when transB; 0 when out of memory.
+ * When per_cpu is not NULL it gets the median GFLOP per CPU-second of the same calls: the peak
+ * per core-second, a fair yardstick when the machine is shared. */
+static inline double bench_sgemm_gflops(int M, int N, int K, int transB, int runs, double *per_cpu) {
     float *A = malloc(sizeof(float) * (size_t)M * (size_t)K);
     float *B = malloc(sizeof(float) * (size_t)K * (size_t)N);
     float *C = malloc(sizeof(float) * (size_t)M * (size_t)N);
-    double *t = malloc(sizeof(double) * (size_t)runs);
+    double *t = malloc(sizeof(double) * (size_t)runs), *tc = malloc(sizeof(double) * (size_t)runs);
     double g = 0.0;
-    if (A && B && C && t) {
+    if (per_cpu) *per_cpu = 0.0;
+    if (A && B && C && t && tc) {
         bench_rng r = {7};
         for (size_t i = 0; i < (size_t)M * (size_t)K; i++) A[i] = bench_rng_sym(&r, 1.0f);
         for (size_t i = 0; i < (size_t)K * (size_t)N; i++) B[i] = bench_rng_sym(&r, 1.0f);
         int ldb = transB ? K : N;
         for (int i = -2; i < runs; i++) {
-            double t0 = bench_now();
+            double t0 = bench_now(), c0 = bench_cpu_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, K, B, ldb,
                         0.0f, C, N);
-            double dt = bench_now() - t0;
-            if (i >= 0) t[i] = dt;
+            double dt = bench_now() - t0, dc = bench_cpu_now() - c0;
+            if (i >= 0) {
+                t[i] = dt;
+                tc[i] = dc;
+            }
         }
         g = 2.0 * M * N * K / bench_median(t, (size_t)runs) * 1e-9;
+        if (per_cpu) *per_cpu = 2.0 * M * N * K / bench_median(tc, (size_t)runs) * 1e-9;
     }
     free(A);
     free(B);
     free(C);
     free(t);
+    free(tc);
     return g;
 }
 
