@@ -21,6 +21,7 @@
 #include "methods/method.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
+#include "suite_run.h"
 
 static const int32_t PROMPT[] = {1, 403, 407, 261, 378}; /* "Once upon a time" */
 #define T5 5
@@ -1167,9 +1168,6 @@ static Suite *attribute_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(attribute_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(attribute_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -22,6 +22,7 @@
 #include "methods/method.h"
 #include "model/model.h"
 #include "naive_llama.h"
+#include "suite_run.h"
 
 static const int PROMPT[] = {1, 403, 407, 261, 378}; /* "Once upon a time" */
 #define PROMPT_T 5
@@ -531,9 +532,6 @@ static Suite *backward_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(backward_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(backward_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -16,6 +16,7 @@
 
 #include "attrgraph.h"
 #include "naive_llama.h"
+#include "suite_run.h"
 
 /* AG_CLI_PATH is defined only when the tool is built (AG_BUILD_TOOLS=ON); without it this
  * suite compiles to a no-op that reports the skip. */
@@ -576,10 +577,7 @@ static Suite *cli_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(cli_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 

@@ -15,6 +15,7 @@
 #include "attrgraph.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
+#include "suite_run.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define STORIES_GGUF "models/stories260K.gguf"
@@ -660,9 +661,6 @@ static Suite *core_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(core_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(core_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

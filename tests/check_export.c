@@ -14,6 +14,7 @@
 #include "attrgraph.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
+#include "suite_run.h"
 
 static const int32_t PROMPT[] = {1, 403, 407, 261, 378, 365, 283};
 
@@ -287,9 +288,6 @@ int main(void) {
     tcase_add_test(tc, test_json_schema);
     tcase_add_test(tc, test_files_and_determinism);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(s, CK_NORMAL);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -16,6 +16,7 @@
 
 #include "attrgraph.h"
 #include "model/model.h"
+#include "suite_run.h"
 
 #define MODELS AG_SHARED_DIR "/models/"
 
@@ -1070,9 +1071,6 @@ static Suite *formats_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(formats_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(formats_suite(), CK_NORMAL);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

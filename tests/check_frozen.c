@@ -21,6 +21,7 @@
 #include "graph_paths.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
+#include "suite_run.h"
 
 static ag_graph *build(const ag_test_story *fx, int max_nodes, int batch) {
     ag_graph_options o;
@@ -718,9 +719,6 @@ int main(void) {
     tcase_add_test(tc, test_expand_node);
     tcase_add_test(tc, test_attribute_decomposition);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(s, CK_NORMAL);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

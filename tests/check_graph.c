@@ -14,6 +14,7 @@
 #include "graph_paths.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
+#include "suite_run.h"
 
 /* ---- targets ------------------------------------------------------------------------------ */
 
@@ -441,9 +442,6 @@ int main(void) {
     tcase_add_test(tc, test_progress_and_cancel);
     if (!ag_test_under_valgrind()) tcase_add_test(tc, test_cli_graph);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(s, CK_NORMAL);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

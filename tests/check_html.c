@@ -15,6 +15,7 @@
 
 #include "attrgraph.h"
 #include "export/html.h"
+#include "suite_run.h"
 
 #define DATA_OPEN "<script id=\"ag-graph-data\" type=\"application/json\">"
 
@@ -252,9 +253,6 @@ static Suite *html_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(html_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(html_suite(), CK_ENV);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -21,6 +21,7 @@
 #include "cli_output.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
+#include "suite_run.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define XS_BIN "models/llama2xs_model.bin"
@@ -804,9 +805,6 @@ static Suite *intervene_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(intervene_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(intervene_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -42,6 +42,7 @@
 #include "trace_setup.h"
 #include "transcoder_setup.h"
 #include "transcoder/transcoder.h"
+#include "suite_run.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 
@@ -1613,9 +1614,6 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine/ops.h"
+#include "suite_run.h"
 
 /* ---- tiny deterministic RNG ------------------------------------------------------------ */
 
@@ -429,9 +430,6 @@ static Suite *ops_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(ops_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(ops_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

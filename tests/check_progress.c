@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "progress.h"
+#include "suite_run.h"
 
 static char *read_all(FILE *f) {
     fflush(f);
@@ -242,9 +243,6 @@ static Suite *progress_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(progress_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(progress_suite(), CK_ENV);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -14,6 +14,7 @@
 
 #include "attrgraph.h"
 #include "graph/graph.h"
+#include "suite_run.h"
 
 /* The golden graph: rows (targets) 11 <- {1,3,6,8}, 3 <- {0,1,6}, 1 <- {9,10}, 0 <- {9}, every
  * weight 10 (the influences only see normalised |A|). Nodes: units 0-4, errors 5-8 (L = 2,
@@ -232,9 +233,6 @@ int main(void) {
     tcase_add_test(tc, test_find_threshold_random);
     tcase_add_test(tc, test_influence_series);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(s, CK_NORMAL);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

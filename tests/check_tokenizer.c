@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "attrgraph.h"
+#include "suite_run.h"
 
 #define MODELS AG_SHARED_DIR "/models/"
 #define VECTORS AG_SHARED_DIR "/vectors/"
@@ -582,9 +583,6 @@ static Suite *tokenizer_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(tokenizer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(tokenizer_suite(), CK_NORMAL);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

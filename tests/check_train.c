@@ -20,6 +20,7 @@
 #include "scratch_dir.h"
 #include "train/train.h"
 #include "world/world.h"
+#include "suite_run.h"
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
 static double urand(void) {
@@ -448,10 +449,7 @@ static Suite *train_suite(void) {
 
 int main(void) {
     if (ag_test_scratch_create("train") != 0) return EXIT_FAILURE;
-    SRunner *sr = srunner_create(train_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(train_suite(), CK_NORMAL);
     ag_test_scratch_remove();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -17,6 +17,7 @@
 #include "naive_llama.h"
 #include "trace_setup.h"
 #include "transcoder/transcoder.h"
+#include "suite_run.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define TOK_BIN "models/tok512.bin"
@@ -910,9 +911,6 @@ static Suite *transcoder_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(transcoder_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(transcoder_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

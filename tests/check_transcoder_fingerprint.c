@@ -35,6 +35,7 @@
 #include "naive_llama.h"
 #include "trace_setup.h"
 #include "transcoder_setup.h"
+#include "suite_run.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define STORIES_GGUF "models/stories260K.gguf"
@@ -514,9 +515,6 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(suite(), CK_NORMAL);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -27,6 +27,7 @@
 #include "graph_paths.h"
 #include "naive_llama.h"
 #include "trace_setup.h"
+#include "suite_run.h"
 
 #define STORIES_BIN "models/stories260K.bin"
 #define XS_BIN "models/llama2xs_model.bin"
@@ -894,9 +895,6 @@ static Suite *validate_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(validate_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(validate_suite(), CK_ENV);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

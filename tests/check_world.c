@@ -21,6 +21,7 @@
 #include "scratch_dir.h"
 #include "train/train.h"
 #include "world/world.h"
+#include "suite_run.h"
 
 /* A world model with random weights (so that writers have something to write). */
 static ag_model *random_world_model(const agi_world *w, int shared) {
@@ -459,10 +460,7 @@ static Suite *world_suite(void) {
 
 int main(void) {
     if (ag_test_scratch_create("world") != 0) return EXIT_FAILURE;
-    SRunner *sr = srunner_create(world_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = ag_test_run_suite(world_suite(), CK_NORMAL);
     ag_test_scratch_remove();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
