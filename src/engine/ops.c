@@ -1,6 +1,5 @@
 /* Forward ops (and, beside each, its backward). See ops.h for shapes. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "engine/blas.h"
@@ -70,62 +69,32 @@ void agi_rmsnorm_dgain(float *dg, double *acc, const float *dout, const float *x
 
 /* ---- RoPE ------------------------------------------------------------------------------- */
 
-void agi_rope_forward(float *x, int N, int n_heads, int hs, int pos0, int rows_per_seq, float theta) {
-    int width = n_heads * hs;
-    for (int n = 0; n < N; n++) {
-        int pos = pos0 + n % rows_per_seq;
-        float *row = x + (long)n * width;
+/* x <- R(sign * angle) x for every row: per (position, pair) the angle pos * theta^(-i/hs),
+ * its float cos/sin computed once and applied to the rows of that position in every sequence.
+ * sign = -1 rotates back (R^T), exactly: only the sine's sign changes. */
+static void rope_rotate(float *x, int N, int n_heads, int hs, int pos0, int rows_per_seq, float theta, float sign) {
+    int width = n_heads * hs, n_pos = N < rows_per_seq ? N : rows_per_seq;
+    for (int t = 0; t < n_pos; t++)
         for (int i = 0; i < hs; i += 2) {
-            double ang = pos * pow((double)theta, -(double)i / hs);
-            float c = (float)cos(ang), s = (float)sin(ang);
-            for (int h = 0; h < n_heads; h++) {
-                float *p = row + h * hs + i;
-                float a = p[0], b = p[1];
-                p[0] = a * c - b * s;
-                p[1] = a * s + b * c;
-            }
+            double ang = (pos0 + t) * pow((double)theta, -(double)i / hs);
+            float c = (float)cos(ang), s = sign * (float)sin(ang);
+            for (int n = t; n < N; n += rows_per_seq)
+                for (int h = 0; h < n_heads; h++) {
+                    float *p = x + (long)n * width + h * hs + i;
+                    float a = p[0], b = p[1];
+                    p[0] = a * c - b * s;
+                    p[1] = a * s + b * c;
+                }
         }
-    }
 }
 
-/* RoPE is a rotation R per (position, pair), so its VJP is R^T: rotate by -angle. The
- * angles are computed exactly as the forward computes them (same float cos/sin), once per
- * distinct position and pair. */
+void agi_rope_forward(float *x, int N, int n_heads, int hs, int pos0, int rows_per_seq, float theta) {
+    rope_rotate(x, N, n_heads, hs, pos0, rows_per_seq, theta, 1.0f);
+}
+
+/* RoPE is a rotation R per (position, pair), so its VJP is R^T: rotate by -angle. */
 void agi_rope_backward(float *dx, int N, int n_heads, int hs, int pos0, int rows_per_seq, float theta) {
-    int width = n_heads * hs, half = hs / 2;
-    int n_pos = N < rows_per_seq ? N : rows_per_seq;
-    float cs_stack[2 * 256];
-    float *cs = (long)n_pos * half <= 256 ? cs_stack : malloc(sizeof(float) * 2 * (size_t)n_pos * (size_t)half);
-    if (cs) {
-        for (int t = 0; t < n_pos; t++)
-            for (int i = 0; i < hs; i += 2) {
-                double ang = (pos0 + t) * pow((double)theta, -(double)i / hs);
-                cs[2 * ((long)t * half + i / 2)] = (float)cos(ang);
-                cs[2 * ((long)t * half + i / 2) + 1] = (float)sin(ang);
-            }
-    }
-    for (int n = 0; n < N; n++) {
-        int t = n % rows_per_seq;
-        float *row = dx + (long)n * width;
-        for (int i = 0; i < hs; i += 2) {
-            float c, s;
-            if (cs && t < n_pos) {
-                c = cs[2 * ((long)t * half + i / 2)];
-                s = cs[2 * ((long)t * half + i / 2) + 1];
-            } else { /* no table (allocation failed): recompute */
-                double ang = (pos0 + t) * pow((double)theta, -(double)i / hs);
-                c = (float)cos(ang);
-                s = (float)sin(ang);
-            }
-            for (int h = 0; h < n_heads; h++) {
-                float *p = row + h * hs + i;
-                float a = p[0], b = p[1];
-                p[0] = a * c + b * s;
-                p[1] = -a * s + b * c;
-            }
-        }
-    }
-    if (cs != cs_stack) free(cs);
+    rope_rotate(dx, N, n_heads, hs, pos0, rows_per_seq, theta, -1.0f);
 }
 
 /* ---- attention -------------------------------------------------------------------------- */
