@@ -1018,6 +1018,23 @@ static void check_validate(int which, int32_t max_nodes, const ag_graph_target *
         ck_assert_msg(fabs(r.measured_direct - r.predicted_direct) <= 1e-4 * fmax(1e-3, fabs(r.predicted_direct)),
                       "%s row %zu: direct %.9g vs edge %.9g", SET_NAMES[which], i, r.measured_direct, r.predicted_direct);
         ck_assert(isfinite(r.measured_free) && isfinite(r.measured_free_frozen_attention));
+        ag_node_info ni = r.node >= 0 ? ag_test_node_info(g, (size_t)r.node) : (ag_node_info){0};
+        if (r.node >= 0 && ni.kind == AG_NODE_UNIT) { /* a feature row: FREE = ag_intervene's real model */
+            ag_graph_target tok;
+            memset(&tok, 0, sizeof tok);
+            tok.kind = AG_GRAPH_TARGET_TOKEN;
+            tok.token = ag_test_node_info(g, N - 1).token;
+            ag_intervention iv = feat_iv(AG_INTERVENE_SET, ni.layer, ni.position, ni.index, 0.0f);
+            for (int fa = 0; fa < 2; fa++) {
+                ag_intervene_options io = tc_opts(AG_INTERVENE_FREE, tc, fa, 0, 0, 0);
+                ag_intervention_result *ir = ag_test_intervene(t, &iv, 1, &io);
+                double want = final_change(ir, m, tg ? tg : &tok);
+                double got = fa ? r.measured_free_frozen_attention : r.measured_free;
+                ck_assert_msg(fabs(got - want) <= 1e-4 * fmax(0.1, fabs(want)), "%s row %zu: free%s %.9g vs ag_intervene %.9g",
+                              SET_NAMES[which], i, fa ? " (frozen attention)" : "", got, want);
+                ag_intervention_result_free(ir);
+            }
+        }
     }
     ck_assert_msg(units >= 1, "%s: no feature among the %d most influential sources", SET_NAMES[which], o.top_k);
     /* FREE equals ag_intervene's FREE (real model) with the same ablation */
