@@ -231,6 +231,34 @@ START_TEST(test_model_options_sizes) {
     in = ag_test_model_info(m);
     ck_assert(in.rms_eps == 1e-6f);
     ck_assert(in.rope_theta == 500000.0f);
+    /* ... and the forward uses them: logits equal the double-precision oracle run with the same
+     * eps and theta, and differ from the oracle at the file's defaults */
+    {
+        enum { T = 24 };
+        int32_t tok[T];
+        for (int i = 0; i < T; i++) tok[i] = i == 0 ? 1 : (int32_t)((i * 37 + 11) % 512);
+        nl_model *nm = nl_load_bin(ag_test_fixture(STORIES_BIN));
+        ck_assert_ptr_nonnull(nm);
+        size_t nv = (size_t)T * (size_t)nm->c.vocab_size;
+        double *ref = malloc(sizeof(double) * nv), *dflt = malloc(sizeof(double) * nv);
+        ck_assert_int_eq(nl_forward_i32(nm, tok, T, dflt, NULL), 0);
+        nm->c.rms_eps = 1e-6;
+        nm->c.rope_theta = 500000.0;
+        ck_assert_int_eq(nl_forward_i32(nm, tok, T, ref, NULL), 0);
+        ag_trace *tr;
+        ck_assert_int_eq(ag_trace_create(&tr, m, tok, T, NULL), AG_OK);
+        const float *lg;
+        int64_t sh[3];
+        int32_t nd;
+        ck_assert_int_eq(ag_trace_tensor(tr, AG_TENSOR_LOGITS, 0, &lg, sh, &nd), AG_OK);
+        double err = ag_rel_err_fd(lg, ref, nv), err_default = ag_rel_err_fd(lg, dflt, nv);
+        ck_assert_msg(err < 1e-4, "eps 1e-6, theta 5e5: relative logit error %g against the oracle", err);
+        ck_assert_msg(err_default > 100 * err, "the options change nothing: error %g vs %g at the defaults", err, err_default);
+        ag_trace_free(tr);
+        free(ref);
+        free(dflt);
+        nl_free(nm);
+    }
     ag_model_free(m);
 }
 END_TEST
