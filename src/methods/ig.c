@@ -21,29 +21,27 @@
 
 /* ---- quadrature rules ---------------------------------------------------------------------- */
 
+/* P_n(z) by the three-term recurrence; *dp = P_n'(z). */
+static double legendre(int n, double z, double *dp) {
+    double p1 = 1.0, p2 = 0.0;
+    for (int j = 1; j <= n; j++) {
+        double p3 = p2;
+        p2 = p1;
+        p1 = ((2.0 * j - 1.0) * z * p2 - (j - 1.0) * p3) / j;
+    }
+    *dp = n * (z * p1 - p2) / (z * z - 1.0);
+    return p1;
+}
+
 void agi_gauss_legendre(int n, double *x, double *w) {
     const double pi = 3.14159265358979323846;
     for (int i = 0; i < (n + 1) / 2; i++) {
         double z = cos(pi * (i + 0.75) / (n + 0.5)), pp = 1.0;
         for (int it = 0; it < 100; it++) {
-            double p1 = 1.0, p2 = 0.0; /* P_j(z) by the three-term recurrence */
-            for (int j = 1; j <= n; j++) {
-                double p3 = p2;
-                p2 = p1;
-                p1 = ((2.0 * j - 1.0) * z * p2 - (j - 1.0) * p3) / j;
-            }
-            pp = n * (z * p1 - p2) / (z * z - 1.0); /* P_n'(z) */
-            double z1 = z;
+            double p1 = legendre(n, z, &pp), z1 = z;
             z = z1 - p1 / pp;
             if (fabs(z - z1) <= 1e-15) {
-                /* one more pass for the derivative at the converged node */
-                p1 = 1.0, p2 = 0.0;
-                for (int j = 1; j <= n; j++) {
-                    double p3 = p2;
-                    p2 = p1;
-                    p1 = ((2.0 * j - 1.0) * z * p2 - (j - 1.0) * p3) / j;
-                }
-                pp = n * (z * p1 - p2) / (z * z - 1.0);
+                legendre(n, z, &pp); /* the derivative at the converged node */
                 break;
             }
         }
