@@ -80,19 +80,6 @@ static int sample(const float *logits, int V, const ag_generate_options *o, uint
 }
 
 /* The prompt's checks, naming the arguments of ag_generate (prompt, n_prompt). */
-static ag_status check_prompt(const ag_model *m, const int32_t *prompt, size_t n, const char *fn) {
-    if (!prompt) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "prompt is NULL");
-    if (n == 0) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "n_prompt is 0 (generation needs at least one prompt token)");
-    if (n > (size_t)m->cfg.seq_len)
-        return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "n_prompt = %zu exceeds the model's context of %d tokens (seq_len)", n,
-                         m->cfg.seq_len);
-    for (size_t i = 0; i < n; i++)
-        if (prompt[i] < 0 || prompt[i] >= m->cfg.vocab_size)
-            return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "prompt[%zu] = %d is outside the vocabulary [0, %d)", i, prompt[i],
-                             m->cfg.vocab_size);
-    return AG_OK;
-}
-
 /* ag_generate and ag_generate_steered: one loop; the interventions become forward edits
  * (relative to the current values: there is no clean run of the generated text). */
 static ag_status generate(const ag_model *m, const int32_t *prompt, size_t n_prompt, const ag_intervention *items,
@@ -110,7 +97,7 @@ static ag_status generate(const ag_model *m, const int32_t *prompt, size_t n_pro
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->temperature = %g must be finite and >= 0", (double)o.temperature);
     if (!(o.top_p > 0.0f && o.top_p <= 1.0f))
         return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->top_p = %g must be in (0, 1]", (double)o.top_p);
-    st = check_prompt(m, prompt, n_prompt, fn);
+    st = agi_check_tokens(m, prompt, n_prompt, fn, "prompt", "n_prompt", "generation needs at least one prompt token");
     if (st != AG_OK) return st;
     /* the transcoder of AG_SITE_FEATURE items (ag_generate_steered only): the real model, a
      * clamped feature adds (new - current activation) x its decoder rows */

@@ -16,14 +16,17 @@ ag_status ag_trace_options_init(ag_trace_options *opts, size_t struct_size) {
     return AG_OK;
 }
 
-ag_status agi_check_tokens(const ag_model *m, const int32_t *tokens, size_t n, const char *func) {
-    if (n == 0) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "n_tokens is 0 (a prompt needs at least one token)");
-    if (!tokens) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "tokens is NULL");
+ag_status agi_check_tokens(const ag_model *m, const int32_t *tokens, size_t n, const char *func, const char *what,
+                           const char *count, const char *purpose) {
+    if (n == 0) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "%s is 0 (%s)", count, purpose);
+    if (!tokens) return agi_error(AG_ERR_INVALID_ARGUMENT, func, "%s is NULL", what);
     if (n > (size_t)m->cfg.seq_len)
-        return agi_error(AG_ERR_INVALID_ARGUMENT, func, "n_tokens = %zu exceeds the model's context of %d tokens (seq_len)", n, m->cfg.seq_len);
+        return agi_error(AG_ERR_INVALID_ARGUMENT, func, "%s = %zu exceeds the model's context of %d tokens (seq_len)", count, n,
+                         m->cfg.seq_len);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
-            return agi_error(AG_ERR_INVALID_ARGUMENT, func, "tokens[%zu] = %d is outside the vocabulary [0, %d)", i, tokens[i], m->cfg.vocab_size);
+            return agi_error(AG_ERR_INVALID_ARGUMENT, func, "%s[%zu] = %d is outside the vocabulary [0, %d)", what, i, tokens[i],
+                             m->cfg.vocab_size);
     return AG_OK;
 }
 
@@ -38,7 +41,7 @@ ag_status ag_trace_create(ag_trace **out, const ag_model *m, const int32_t *toke
     ag_status st = agi_options_copy(&o, sizeof o, opts, fn, "opts");
     if (st != AG_OK) return st;
     if (o.reserved != 0) return agi_error(AG_ERR_INVALID_ARGUMENT, fn, "opts->reserved = %d must be 0", o.reserved);
-    st = agi_check_tokens(m, tokens, n, fn);
+    st = agi_check_tokens(m, tokens, n, fn, "tokens", "n_tokens", "a prompt needs at least one token");
     if (st != AG_OK) return st;
     ag_trace *t = agi_calloc(1, sizeof *t, fn);
     if (!t) return AG_ERR_OUT_OF_MEMORY;
